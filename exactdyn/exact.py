@@ -1,0 +1,53 @@
+"""Exact reading of user numbers: decimal strings and ints become rationals, never floats."""
+from fractions import Fraction
+import math
+import re
+
+import flint
+
+from .errors import ExactdynError
+
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_RATIO = re.compile(r"^[+-]?\d+/\d+$")
+
+
+def to_fraction(value, name="value"):
+    """An exact Fraction from an int, Fraction, fmpq, decimal or 'p/q' string, or float.
+
+    A float is read as its shortest decimal representation (0.1 means 1/10).
+    """
+    if isinstance(value, bool):
+        raise ExactdynError(f"{name} must be a number, not {value!r}")
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, flint.fmpq):
+        return Fraction(int(value.p), int(value.q))
+    if isinstance(value, flint.fmpz):
+        return Fraction(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExactdynError(f"{name} must be finite, got {value!r}")
+        return Fraction(repr(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if _DECIMAL.match(text):
+            return Fraction(text)
+        if _RATIO.match(text):
+            num, den = text.split("/")
+            if int(den) == 0:
+                raise ExactdynError(f"{name} has a zero denominator: {value!r}")
+            return Fraction(int(num), int(den))
+        raise ExactdynError(f"{name} must be a number (decimal or p/q), got {value!r}")
+    raise ExactdynError(f"{name} must be a number, got {type(value).__name__}")
+
+
+def to_fmpq(value, name="value"):
+    frac = to_fraction(value, name)
+    return flint.fmpq(frac.numerator, frac.denominator)
+
+
+def fmpq_str(q):
+    """'p/q' (or 'p' for integers) of an exact rational."""
+    return str(q.p) if q.q == 1 else f"{q.p}/{q.q}"
