@@ -51,3 +51,21 @@ def to_fmpq(value, name="value"):
 def fmpq_str(q):
     """'p/q' (or 'p' for integers) of an exact rational."""
     return str(q.p) if q.q == 1 else f"{q.p}/{q.q}"
+
+
+def certified_decimal(x, digits):
+    """`digits` significant digits of the ball `x`, all of them certified, else PrecisionError.
+
+    The ball must pin down one more digit than is printed, so that rounding cannot flip the last one.
+    """
+    from .errors import PrecisionError
+
+    if isinstance(x, flint.fmpq):
+        x = flint.arb(x)
+    if x.is_exact() and x.is_zero():
+        return "0"
+    need = (digits + 1) * math.log2(10)
+    if not x.is_finite() or x.rel_accuracy_bits() < need:
+        got = max(0, int(x.rel_accuracy_bits() / math.log2(10)) - 1) if x.is_finite() else 0
+        raise PrecisionError(f"only {got} digits can be certified, {digits} were asked for")
+    return x.str(digits, radius=False)

@@ -252,7 +252,7 @@ def derive_general_order(structure):
             eqs.append((namer.order_param("R", ELL, i, n), _simplify(der.R_rhs(i, n, probe_y), der.inline)))
     for i, k in _pairs(s.K):
         eqs.append((namer.order_param("Q", ELL, i, k), _simplify(der.Q_rhs(i, k, probe_x, tau), der.inline)))
-    return tuple(eqs), der.intermediates(), dict(namer.latex, **{ETA: r"\eta"})
+    return tuple(eqs), der.intermediates(), {**namer.latex, ETA: r"\eta"}
 
 
 def derive_mode(structure):

@@ -1,0 +1,210 @@
+"""Command line: a thin shell over the library.  Bad input: one line on stderr, exit status 2."""
+import argparse
+import json
+import math
+import sys
+
+from .errors import ExactdynError
+from .exact import certified_decimal, fmpq_str, to_fraction
+
+DEFAULT_DIGITS = 30
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ExactdynError(message)
+
+
+# --- argument readers -----------------------------------------------------------------------
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def number(text):
+    try:
+        return to_fraction(text)
+    except ExactdynError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def number_list(text):
+    parts = [p for p in text.split(",")]
+    if not parts or any(not p.strip() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return [number(p) for p in parts]
+
+
+# --- spectrum -------------------------------------------------------------------------------
+
+def _spectrum_from_args(args, digits):
+    from .precision import bits_for_digits
+    from .spectrum import from_eigenvalues, power_law
+
+    if args.eigenvalues is not None:
+        if args.L is not None or args.beta is not None:
+            raise ExactdynError("give either --eigenvalues or --L/--beta, not both")
+        return from_eigenvalues(args.eigenvalues, args.weights)
+    if args.weights is not None:
+        raise ExactdynError("--weights goes with --eigenvalues")
+    if args.L is None:
+        raise ExactdynError("give --L (and --beta) or --eigenvalues")
+    beta = args.beta if args.beta is not None else 1
+    # Balls lose about log2(L) bits a power: budget for tau_{L+1} up front, the formatter checks.
+    return power_law(args.L, beta, prec=bits_for_digits(digits) + 2 * args.L.bit_length() * 8)
+
+
+def _fmt(x, digits):
+    import flint
+    return fmpq_str(x) if isinstance(x, flint.fmpq) else certified_decimal(x, digits)
+
+
+def cmd_spectrum(args, out):
+    digits = args.digits
+    spec = _spectrum_from_args(args, digits)
+    kmax = args.traces if args.traces is not None else spec.L + 1
+    data = {
+        "label": spec.label,
+        "L": spec.L,
+        "exact": spec.exact,
+        "eigenvalues": [_fmt(x, digits) for x in spec.eigenvalues],
+        "weights": [_fmt(x, digits) for x in spec.weights],
+        "coefficients": [_fmt(x, digits) for x in spec.coefficients()],
+        "traces": [_fmt(x, digits) for x in spec.traces(kmax)],
+    }
+    if args.format == "json":
+        out.write(json.dumps(data, indent=1) + "\n")
+        return 0
+    out.write(f"{spec.label} ({'exact rationals' if spec.exact else f'{digits} certified digits'})\n")
+    out.write(f"{'l':>5}  {'lambda_l':<30} {'c_(l-1)':<30} {'tau_l':<30}\n")
+    rows = max(spec.L, kmax)
+    for i in range(rows):
+        cell = lambda seq: seq[i] if i < len(seq) else ""
+        out.write(f"{i + 1:>5}  {_short(cell(data['eigenvalues'])):<30} {_short(cell(data['coefficients'])):<30} "
+                  f"{_short(cell(data['traces'])):<30}\n")
+    out.write("(c_j is the coefficient of z^j in prod_l (z - lambda_l); exact values: --format json)\n")
+    return 0
+
+
+def _short(text):
+    """A readable approximation of an exact 'p/q' string for the text table."""
+    if "/" not in text:
+        return text
+    from fractions import Fraction
+    p, q = text.split("/")
+    value = Fraction(int(p), int(q))
+    import mpmath
+    with mpmath.workdps(12):
+        return "~" + mpmath.nstr(mpmath.mpf(value.numerator) / value.denominator, 10)
+
+
+# --- derive ---------------------------------------------------------------------------------
+
+def _structure_from_args(args):
+    from .config import Model
+    from .gaussian import Polynomial, activation_from_name
+    from .hierarchy import Structure
+
+    if args.poly is not None:
+        activation = Polynomial(tuple(args.poly))
+    else:
+        activation = activation_from_name(args.activation)
+    quadratic_paper = args.poly is None and args.activation == "quadratic"
+    weights = args.output_weights or ("mean" if quadratic_paper else "one")
+    loss = args.loss_factor if args.loss_factor is not None else (1 if quadratic_paper else to_fraction("1/2"))
+    model = Model(activation, args.K, args.M, output_weights=weights, loss_factor=loss)
+    base = Structure.of(model)
+    return Structure(base.activation, base.K, base.M, args.L, base.output_weights,
+                     base.teacher_output_weights, base.loss_factor)
+
+
+def cmd_derive(args, out):
+    from .cache import derive
+    from .render import json_form, latex_document, text_form
+
+    structure = _structure_from_args(args)
+    system = derive(structure, args.basis, use_cache=not args.no_cache)
+    if args.format == "latex":
+        out.write(latex_document(system, structure))
+    elif args.format == "json":
+        out.write(json_form(system) + "\n")
+    else:
+        out.write(text_form(system))
+    return 0
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+def cmd_demo(args, out):
+    from .cache import derive
+    from .config import Model
+    from .hierarchy import Structure
+    from .spectrum import power_law
+
+    model = Model("erf", 2, 2, output_weights="one", spectrum=power_law(3, 1))
+    system = derive(Structure.of(model), "moment")
+    out.write(f"exactdyn demo: {system.title}\n")
+    out.write(f"{len(system.states)} order parameters, {system.notes[0]}\n")
+    out.write(f"spectrum: lambda = {', '.join(fmpq_str(x) for x in model.spectrum.eigenvalues)}\n\n")
+    for s, e in list(zip(system.states, system.rhs))[:2]:
+        out.write(f"d{s}/dalpha = {e}\n")
+    out.write("... (all equations: exactdyn derive --activation erf --K 2 --M 2 --L 3 --format latex)\n")
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+def build_parser():
+    p = _Parser(prog="exactdyn", description=__doc__)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    sp_ = sub.add_parser("spectrum", help="eigenvalues, minimal polynomial and traces of an input spectrum")
+    sp_.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
+    sp_.add_argument("--beta", type=number, help="power-law exponent, lambda_l ~ l^-(1+beta) (default 1)")
+    sp_.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
+    sp_.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+    sp_.add_argument("--traces", type=positive_int, help="highest trace order (default L+1)")
+    sp_.add_argument("--digits", type=positive_int, default=DEFAULT_DIGITS, help="digits for irrational values")
+    sp_.add_argument("--format", choices=["json", "text"], default="text")
+    sp_.set_defaults(run=cmd_spectrum)
+
+    d = sub.add_parser("derive", help="derive and print the closed ODE system")
+    d.add_argument("--activation", default="erf", help="linear, quadratic, cubic or erf")
+    d.add_argument("--poly", type=number_list, help="polynomial activation coefficients a_0,a_1,... instead")
+    d.add_argument("--K", type=positive_int, default=2, help="student width")
+    d.add_argument("--M", type=positive_int, default=2, help="teacher width")
+    d.add_argument("--L", type=positive_int, default=1, help="number of distinct eigenvalues")
+    d.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="output weight convention")
+    d.add_argument("--loss-factor", type=number, help="loss c (sigma - zeta)^2 (default 1/2; 1 for quadratic)")
+    d.add_argument("--basis", choices=["moment", "mode"], default="moment")
+    d.add_argument("--format", choices=["latex", "text", "json"], default="text")
+    d.add_argument("--no-cache", action="store_true", help="derive afresh, leaving the disk cache alone")
+    d.set_defaults(run=cmd_derive)
+
+    demo = sub.add_parser("demo", help="the main job on built-in defaults")
+    demo.set_defaults(run=cmd_demo)
+    return p
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "run", None):
+            raise ExactdynError("give a command: " + ", ".join(["spectrum", "derive", "demo"]) + " (see --help)")
+        return args.run(args, out)
+    except ExactdynError as exc:
+        print(f"exactdyn: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"exactdyn: error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("exactdyn: interrupted", file=sys.stderr)
+        return 130
