@@ -4,6 +4,7 @@ import math
 import re
 
 import flint
+import sympy as sp
 
 from .errors import ExactdynError
 
@@ -23,6 +24,8 @@ def to_fraction(value, name="value"):
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, flint.fmpq):
+        return Fraction(int(value.p), int(value.q))
+    if isinstance(value, sp.Rational):
         return Fraction(int(value.p), int(value.q))
     if isinstance(value, flint.fmpz):
         return Fraction(int(value))

@@ -15,6 +15,7 @@ from itertools import combinations_with_replacement
 import sympy as sp
 
 from .errors import ExactdynError
+from .exact import to_fraction
 from .gaussian import Polynomial
 from .system import ODESystem
 from .config import output_weight, OUTPUT_WEIGHTS
@@ -39,13 +40,17 @@ class Structure:
     @classmethod
     def of(cls, model):
         return cls(model.activation, model.K, model.M, model.L, model.output_weights,
-                   model.teacher_output_weights, sp.Rational(model.loss_factor.numerator, model.loss_factor.denominator))
+                   model.teacher_output_weights, model.loss_factor)
 
     def __post_init__(self):
         for name in ("K", "M", "L"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ExactdynError(f"{name} must be a whole number >= 1, got {value!r}")
+        loss = to_fraction(self.loss_factor, "loss factor")
+        if loss <= 0:
+            raise ExactdynError(f"the loss factor must be positive, got {loss}")
+        object.__setattr__(self, "loss_factor", sp.Rational(loss.numerator, loss.denominator))
         for conv in (self.output_weights, self.teacher_output_weights):
             if conv not in OUTPUT_WEIGHTS:
                 raise ExactdynError(f"output weights must be one of {', '.join(OUTPUT_WEIGHTS)}, got {conv!r}")

@@ -29,7 +29,7 @@ def latex(expr, names):
 
 def _terms(expr):
     expr = sp.expand(expr)
-    return list(expr.args) if isinstance(expr, sp.Add) else [expr]
+    return expr.as_ordered_terms() if isinstance(expr, sp.Add) else [expr]
 
 
 def _broken_equation(lhs, expr, names):
