@@ -103,6 +103,8 @@ def latex_document(system, structure):
         + r"\end{align*}")
     out.append(r"\subsection*{Generalisation error}")
     out.append(r"\begin{align*}" + _broken_equation(r"\epsilon_g", system.eps_g, names) + r"\end{align*}")
+    if isinstance(act, Polynomial) and act.name == "linear" and structure.K == structure.M == 1:
+        out += _linear_section(structure.L, names)
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
 
@@ -143,3 +145,26 @@ def json_form(system):
         "closure": [[str(s), str(e)] for s, e in system.relations],
         "latex_names": {str(s): t for s, t in system.latex_names},
     }, indent=1)
+
+
+def _linear_section(L, names):
+    from .linear import derive_linear
+
+    h = derive_linear(L)
+    names = {**names, **{d: f"D^{{({l + 1})}}" for l, d in enumerate(h.D)}, h.u: "u"}
+    mat = lambda m: latex(m, names)
+    rows = [r"\subsection*{Linear network: error hierarchy}",
+            r"With $D^{(l)} = Q^{(l)} - 2R^{(l)} + T^{(l)}$ the system closes in $D$: "
+            r"$\frac{dD}{d\alpha} = A D$, $A = -2\eta S + \eta^2\, t\, e_1^{\top}$,",
+            r"\begin{align*}",
+            rf"A &= {mat(h.matrix)}, & S &= {mat(h.companion)}, & t\,e_1^\top &= {mat(h.rank_one)}.",
+            r"\end{align*}",
+            r"$S$ has eigenvalues $\lambda_k$ with eigenvectors $(1, \lambda_k, \dots, \lambda_k^{L-1})$. "
+            r"The eigenvalues of $A$ are $z = -2\eta u$ with $u$ the roots of "
+            r"$u^L + \sum_j \tilde c_j u^j$, the shifted coefficients being",
+            r"\begin{align*}"]
+    rows.append(" \\\\\n".join(rf"\tilde c_{{{j}}} &= {latex(c, names)}" for j, c in enumerate(h.shifted)))
+    rows += [r"\end{align*}",
+             r"in general $\tilde c_i = c_i + \frac{\eta}{2}\sum_{j=i+1}^{L} c_j\,\tau_{j+1-i}$ ($c_L = 1$); "
+             r"the eigenvector at a root is $D^{(l)} = u^{l-1} + \frac{\eta}{2}\sum_{m=2}^{l}\tau_m u^{l-m}$."]
+    return rows
