@@ -139,6 +139,69 @@ def cmd_derive(args, out):
     return 0
 
 
+# --- solve ---------------------------------------------------------------------------------
+
+def nonnegative_list(text):
+    values = number_list(text)
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"alpha must be >= 0, got {text!r}")
+    return values
+
+
+def cmd_solve(args, out):
+    if args.activation != "linear":
+        raise ExactdynError(f"solve supports --activation linear so far, not {args.activation!r}")
+    from .solve_linear import solve_linear
+
+    initial = None
+    if args.init is not None:
+        from .initfile import read_initial
+
+        if args.L is not None or args.beta is not None or args.eigenvalues is not None:
+            raise ExactdynError("--init defines the spectrum: leave out --L, --beta and --eigenvalues")
+        init = read_initial(args.init)
+        if init.K != 1 or init.M != 1:
+            raise ExactdynError("the linear solver takes K = M = 1 overlaps (a wider linear network is one "
+                                "effective unit)")
+        spectrum = init.spectrum
+        initial = [q[0][0] - 2 * r[0][0] + t[0][0] for r, q, t in zip(init.r, init.q, init.t)]
+    else:
+        spectrum = _spectrum_from_args(args, args.digits)
+    sol = solve_linear(spectrum, args.eta, args.alpha, sigma_J=args.sigma_J, initial=initial,
+                       digits=args.digits, route=args.route, trainable=args.trainable)
+    eps = sol.decimals()
+    from .precision import working_precision
+
+    with working_precision(sol.bits):
+        limit = certified_decimal(sol.stability_limit, min(args.digits, 15))
+    if sol.status != "ok":
+        print(f"exactdyn: warning: eta = {args.eta} is past the stability limit {limit}: the error grows",
+              file=sys.stderr)
+    meta = {"activation": "linear", "L": spectrum.L, "spectrum": spectrum.label, "eta": str(args.eta),
+            "sigma_J": str(args.sigma_J), "route": sol.route, "working_precision_bits": sol.bits,
+            "digits": sol.digits, "stability_limit": limit, "stable": sol.status == "ok", "status": sol.status,
+            "seconds": round(sol.seconds, 3)}
+    if args.trainable is not None:
+        with working_precision(sol.bits):
+            meta["trainable"] = args.trainable
+            meta["eps_g_limit"] = certified_decimal(sol.plateau, args.digits) if not sol.plateau.is_zero() else "0"
+    alpha = [str(a) for a in sol.alpha]
+    if args.format == "json":
+        out.write(json.dumps({"alpha": alpha, "eps_g": eps, "metadata": meta}, indent=1) + "\n")
+    elif args.format == "csv":
+        out.write("alpha,eps_g\n" + "".join(f"{a},{e}\n" for a, e in zip(alpha, eps)))
+    else:
+        out.write("".join(f"# {k}: {v}\n" for k, v in meta.items()))
+        out.write(f"{'alpha':>14}  eps_g ({args.digits} certified digits)\n")
+        out.write("".join(f"{a:>14}  {e}\n" for a, e in zip(alpha, eps)))
+    if args.plot:
+        from .plotting import plot_curves
+
+        plot_curves([("exact (linear, %s route)" % sol.route, sol.alpha, sol.eps_g)], args.plot,
+                    title=f"linear network, {spectrum.label}, eta = {args.eta}")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------
 
 def cmd_demo(args, out):
@@ -187,6 +250,24 @@ def build_parser():
     d.add_argument("--no-cache", action="store_true", help="derive afresh, leaving the disk cache alone")
     d.set_defaults(run=cmd_derive)
 
+    so = sub.add_parser("solve", help="solve the dynamics: eps_g(alpha) with certified digits")
+    so.add_argument("--activation", default="linear", help="linear (erf and quadratic: later)")
+    so.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
+    so.add_argument("--beta", type=number, help="power-law exponent (default 1)")
+    so.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
+    so.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+    so.add_argument("--init", help="initial overlaps per eigenvalue group (JSON file)")
+    so.add_argument("--eta", type=number, required=True, help="learning rate")
+    so.add_argument("--sigma-J", type=number, default=0, help="student initial scale (expected initial state)")
+    so.add_argument("--alpha", type=nonnegative_list, required=True, help="comma-separated times alpha")
+    so.add_argument("--digits", type=positive_int, default=DEFAULT_DIGITS, help="certified digits to print")
+    so.add_argument("--route", choices=["mode", "moment"], default="mode",
+                    help="eigenmode (secular equation, default: faster) or moment (shifted polynomial)")
+    so.add_argument("--trainable", type=positive_int, help="only the first N eigenvalue groups are trainable")
+    so.add_argument("--format", choices=["json", "csv", "text"], default="text")
+    so.add_argument("--plot", help="also save a log-log plot to this PNG file")
+    so.set_defaults(run=cmd_solve)
+
     demo = sub.add_parser("demo", help="the main job on built-in defaults")
     demo.set_defaults(run=cmd_demo)
     return p
@@ -197,7 +278,7 @@ def main(argv=None, out=None):
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
-            raise ExactdynError("give a command: " + ", ".join(["spectrum", "derive", "demo"]) + " (see --help)")
+            raise ExactdynError("give a command: spectrum, derive, solve, demo (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)

@@ -38,8 +38,24 @@ class LinearSolution:
     bits: int
     stability_limit: object
     rates: tuple
+    coefficients: tuple
+    plateau: object
     status: str
     seconds: float
+
+    def eps_at(self, alpha):
+        """eps_g at any alpha from the stored modes (a ball at the solution's precision)."""
+        with working_precision(self.bits):
+            a = _ball(alpha)
+            return self.plateau + sum((c * (r * a).exp() for c, r in zip(self.coefficients, self.rates)),
+                                      flint.arb(0)) / 2
+
+    def slope_at(self, alpha):
+        """d log eps_g / d log alpha at alpha > 0."""
+        with working_precision(self.bits):
+            a = _ball(alpha)
+            deriv = sum((c * r * (r * a).exp() for c, r in zip(self.coefficients, self.rates)), flint.arb(0)) / 2
+            return a * deriv / self.eps_at(alpha)
 
     def decimals(self):
         """eps_g as decimal strings carrying exactly `digits` certified digits."""
@@ -92,7 +108,8 @@ def _newton_in_bracket(f_and_df, lo, hi, guess, bits, increasing):
     change checked with balls."""
     u = guess if lo < guess < hi else (lo + hi) / 2
     tol = flint.arb(2) ** (-(bits - 16))
-    noise = step = abs(hi - lo)
+    step = abs(hi - lo)
+    noise = flint.arb(0)
     for _ in range(4 * bits):
         f, df = f_and_df(u)
         if f.contains(0):
@@ -202,11 +219,12 @@ def _alpha_list(alpha):
 
 
 def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, route="mode",
-                 max_bits=MAX_BITS):
+                 trainable=None, max_bits=MAX_BITS):
     """eps_g(alpha) of the linear network (loss 1/2 (sigma - zeta)^2, K = M = 1), certified to `digits`.
 
     ``initial``: d^k at alpha = 0 per eigenvalue group (default: the expected value for
-    B ~ N(0, I), J ~ N(0, sigma_J^2 I)).  The working precision starts from an estimate and is
+    B ~ N(0, I), J ~ N(0, sigma_J^2 I)).  ``trainable``: only the first `trainable` eigenvalue
+    groups of the student move (feature scaling; eigenmode route); the others keep their error.  The working precision starts from an estimate and is
     doubled until every eps_g ball pins down `digits` digits (PrecisionError past `max_bits`).
     """
     started = time.perf_counter()
@@ -222,25 +240,32 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     d0 = expected_initial_overlaps(spectrum, sigma_J) if initial is None else tuple(initial)
     if len(d0) != L:
         raise ExactdynError(f"{len(d0)} initial overlaps for {L} eigenvalue groups")
+    if trainable is not None:
+        if isinstance(trainable, bool) or not isinstance(trainable, int) or not 1 <= trainable <= L:
+            raise ExactdynError(f"trainable must be a whole number from 1 to L = {L}, got {trainable!r}")
+        if route != "mode":
+            raise ExactdynError("feature scaling (trainable) is solved by the eigenmode route")
     with working_precision(64):
         lam_f = [float(x) if isinstance(x, flint.fmpq) else float(x.mid()) for x in spectrum.eigenvalues]
         rho_f = [float(w) if isinstance(w, flint.fmpq) else float(w.mid()) for w in spectrum.weights]
     if not all(math.isfinite(x) and x > 0 for x in lam_f):
         raise ExactdynError("eigenvalues must be positive and within float range for the root brackets")
-    guesses = float_roots(lam_f, rho_f, float(eta_q))
+    n_train = L if trainable is None else trainable
+    guesses = float_roots(lam_f[:n_train], rho_f[:n_train], float(eta_q))
     need = (digits + 1) * math.log2(10)
     if route == "mode":
         bits = bits_for_digits(digits) + 2 * max(L, 1).bit_length()
     else:
         spread = math.log2(max(lam_f) / min(lam_f)) if L > 1 else 0.0
-        bits = bits_for_digits(digits) + int(L * spread) + 64
+        bits = bits_for_digits(digits) + int(1.3 * L * spread) + 64  # the Vandermonde conditioning
     if spectrum.prec is not None and spectrum.prec < bits:
         raise ExactdynError(f"the spectrum's balls ({spectrum.prec} bits) are too coarse: "
                             f"build it with prec >= {bits}")
     while True:
         try:
             with working_precision(bits):
-                eps, rates, limit = _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits)
+                eps, rates, coefs, plateau, limit = _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits,
+                                                              n_train)
             if all(x.is_finite() and (x.rel_accuracy_bits() >= need) for x in eps):
                 break
         except PrecisionError:
@@ -249,23 +274,34 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
         if bits > max_bits or (spectrum.prec is not None and bits > spectrum.prec):
             raise PrecisionError(f"{digits} digits could not be certified within {bits // 2} bits")
     stable = all(r < 0 for r in rates)
-    return LinearSolution(alphas, tuple(eps), digits, route, bits, limit, tuple(rates),
+    return LinearSolution(alphas, tuple(eps), digits, route, bits, limit, tuple(rates), tuple(coefs), plateau,
                           "ok" if stable else "unstable", time.perf_counter() - started)
 
 
-def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits):
+def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train):
     eta = flint.arb(eta_q)
     lam = [_ball(x) for x in spectrum.eigenvalues]
     rho = [_ball(w) for w in spectrum.weights]
     d0b = [_ball(x) for x in d0]
+    plateau = flint.arb(0)
+    if n_train < len(lam):
+        # Frozen groups feed a constant into the trainable ones: dd/dalpha = M d + eta^2 a F with
+        # F = sum_frozen lambda_k d^k.  The fixed point has d*_k = (eta/2) rho_k E, E = F / (1 - (eta/2)
+        # sum_trainable rho_k lambda_k); the trainable part relaxes towards it.
+        frozen = sum((x * d for x, d in zip(lam[n_train:], d0b[n_train:])), flint.arb(0))
+        E = frozen / (1 - eta / 2 * sum((r * x for r, x in zip(rho[:n_train], lam[:n_train])), flint.arb(0)))
+        plateau = E / 2
+        d0b = [d - eta / 2 * r * E for d, r in zip(d0b[:n_train], rho[:n_train])]
+        lam, rho = lam[:n_train], rho[:n_train]
     # below the lowest root: g(u) < -1 + sum_k a_k / (lambda_L - u) there
     bottom = (lam[-1] - sum((eta / 2 * r * x * x for r, x in zip(rho, lam)), flint.arb(0)) - 1).mid() - 1
     if route == "mode":
         roots, coefs, limit = _mode_route(lam, rho, d0b, eta, guesses, bottom, bits)
     else:
         L = len(lam)
-        c = [_ball(x) for x in spectrum.coefficients()]
-        tau = {k: _ball(t) for k, t in enumerate(spectrum.traces(L + 1, include_zero=True))}
+        balls = spectrum.as_balls(bits)
+        c = list(balls.coefficients())
+        tau = dict(enumerate(balls.traces(L + 1, include_zero=True)))
         D0, powers = [], list(lam)
         for _ in range(L):
             D0.append(sum((p * d for p, d in zip(powers, d0b)), flint.arb(0)))
@@ -275,5 +311,41 @@ def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits):
     eps = []
     for a in alphas:
         a_ball = flint.arb(flint.fmpq(a.numerator, a.denominator))
-        eps.append(sum((cf * (r * a_ball).exp() for cf, r in zip(coefs, rates)), flint.arb(0)) / 2)
-    return eps, rates, limit
+        eps.append(plateau + sum((cf * (r * a_ball).exp() for cf, r in zip(coefs, rates)), flint.arb(0)) / 2)
+    return eps, rates, coefs, plateau, limit
+
+
+def small_eta(spectrum, eta, alpha, *, sigma_J=0, initial=None, bits=256):
+    """The eta^2-free closed form (1/2) sum_k lambda_k d^k(0) exp(-2 eta lambda_k alpha), as balls."""
+    d0 = expected_initial_overlaps(spectrum, sigma_J) if initial is None else tuple(initial)
+    eta_b = _ball(eta)
+    with working_precision(bits):
+        lam = [_ball(x) for x in spectrum.eigenvalues]
+        return [sum((x * _ball(d) * (-2 * eta_b * x * _ball(a)).exp() for x, d in zip(lam, d0)), flint.arb(0)) / 2
+                for a in _alpha_list(alpha)]
+
+
+def integral_approximation(L, beta, eta, alpha, *, sigma_J=0, dps=30):
+    """The small-eta sum over a power law replaced by an integral over l in [1, L]:
+        eps ~ (1 + s^2) lambda_+^{1/(1+b)} (2 eta alpha)^{-b/(1+b)} [G(b/(1+b), t_L) - G(b/(1+b), t_1)] / (2 L (1+b)),
+    t_l = 2 eta alpha lambda_l (G the upper incomplete gamma).  Returns mpf values (None at alpha = 0)
+    and the window 1/(2 eta lambda_+) < alpha < L^{1+b}/(2 eta lambda_+) of the power law alpha^{-b/(1+b)}."""
+    import mpmath
+
+    b = to_fraction(beta, "beta")
+    with mpmath.workdps(dps):
+        b_ = mpmath.mpf(b.numerator) / b.denominator
+        e = mpmath.mpf(to_fraction(eta).numerator) / to_fraction(eta).denominator
+        s2 = mpmath.mpf(to_fraction(sigma_J)) ** 2 if to_fraction(sigma_J) else mpmath.mpf(0)
+        lam_plus = L / mpmath.fsum(mpmath.mpf(l) ** (-(1 + b_)) for l in range(1, L + 1))
+        s = b_ / (1 + b_)
+        out = []
+        for a in _alpha_list(alpha):
+            if a == 0:
+                out.append(None)
+                continue
+            x = 2 * e * mpmath.mpf(a.numerator) / a.denominator
+            t1, tL = x * lam_plus, x * lam_plus * mpmath.mpf(L) ** (-(1 + b_))
+            out.append((1 + s2) * lam_plus ** (1 / (1 + b_)) * x ** (-s) * mpmath.gammainc(s, tL, t1) / (2 * L * (1 + b_)))
+        window = (1 / (2 * e * lam_plus), mpmath.mpf(L) ** (1 + b_) / (2 * e * lam_plus))
+        return out, window

@@ -60,6 +60,15 @@ class Spectrum:
         with self._scope():
             return tuple(self.scale * b for b in self.base)
 
+    def as_balls(self, prec):
+        """The same spectrum as balls at `prec` bits (fast approximate traces and polynomial)."""
+        if self.prec is not None and self.prec < prec:
+            raise ExactdynError(f"this spectrum has {self.prec}-bit balls, {prec} bits were asked for")
+        with working_precision(prec):
+            ball = lambda x: flint.arb(x) + 0
+            return Spectrum(ball(self.scale), tuple(ball(b) for b in self.base),
+                            tuple(ball(w) for w in self.weights), prec, self.label)
+
     def _integer_form(self):
         """Exact base values as integers a_l / D and weights as integers omega_l / W."""
         D = flint.fmpz(1)
