@@ -1,0 +1,135 @@
+"""Exact linear learning curves: two routes, higher precision, finite-N SGD, approximations."""
+import flint
+import numpy as np
+import pytest
+
+from exactdyn import ExactdynError, PrecisionError, Polynomial, Structure, power_law
+from exactdyn.precision import working_precision
+from exactdyn.simulate import simulate
+from exactdyn.solve_linear import integral_approximation, small_eta, solve_linear
+
+ALPHA = [0, "0.5", 3, 40, 700]
+
+
+def _same_digits(a, b, digits):
+    assert a.digits == b.digits == digits
+    assert a.decimals() == b.decimals()
+    with working_precision(max(a.bits, b.bits)):
+        for x, y in zip(a.eps_g, b.eps_g):
+            assert x.overlaps(y)
+
+
+def _spectrum(L, beta):
+    return power_law(L, beta) if beta != "0.5" else power_law(L, beta, prec=int(1.3 * L * 1.5 * 12) + 2000)
+
+
+@pytest.mark.parametrize("L", [8, 64])
+@pytest.mark.parametrize("beta", ["0.5", 1, 2])
+@pytest.mark.parametrize("eta", ["0.01", "0.7", "1.99"])
+def test_routes_agree_to_30_digits(L, beta, eta):
+    spec = _spectrum(L, beta)
+    mode = solve_linear(spec, eta, ALPHA, digits=30, route="mode", sigma_J="0.3")
+    moment = solve_linear(spec, eta, ALPHA, digits=30, route="moment", sigma_J="0.3")
+    _same_digits(mode, moment, 30)
+    assert mode.status == moment.status == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beta,eta", [("0.5", "0.01"), (1, "0.7"), (2, "1.99")])
+def test_routes_agree_to_30_digits_L320(beta, eta):
+    spec = _spectrum(320, beta)
+    _same_digits(solve_linear(spec, eta, ALPHA, route="mode"), solve_linear(spec, eta, ALPHA, route="moment"), 30)
+
+
+def test_higher_precision_recomputation_agrees():
+    spec = power_law(40, 1)
+    low = solve_linear(spec, "0.3", ALPHA, digits=30)
+    high = solve_linear(spec, "0.3", ALPHA, digits=60)
+    assert [h[:len(lo)] for h, lo in zip(high.decimals(), low.decimals())] != []  # strings differ in length
+    with working_precision(high.bits):
+        for x, y in zip(low.eps_g, high.eps_g):
+            assert x.overlaps(y) and y.rad() < x.rad()
+
+
+def test_below_float_range_relative_digits():
+    spec = power_law(8, 1)
+    alpha = [30000]
+    mode = solve_linear(spec, "0.5", alpha, digits=30, route="mode")
+    moment = solve_linear(spec, "0.5", alpha, digits=30, route="moment")
+    high = solve_linear(spec, "0.5", alpha, digits=50, route="mode")
+    value = mode.decimals()[0]
+    assert int(value.split("e")[1]) < -1000
+    assert value == moment.decimals()[0]
+    assert high.decimals()[0].startswith(value.split("e")[0][:-2])  # 28 leading digits agree
+    with working_precision(high.bits):
+        assert mode.eps_g[0].overlaps(high.eps_g[0])
+
+
+def test_stability_limit_and_unstable_runs():
+    spec = power_law(16, 1)
+    ok = solve_linear(spec, "1.9", [1])
+    with working_precision(ok.bits):
+        assert ok.stability_limit.overlaps(flint.arb(2))  # 2 / tau_1, tau_1 = 1
+    moment = solve_linear(spec, "1.9", [1], route="moment")
+    with working_precision(moment.bits):
+        assert moment.stability_limit.overlaps(flint.arb(2))
+    bad = solve_linear(spec, "2.1", [0, 10, 100], digits=10)
+    assert bad.status == "unstable" and float(bad.eps_g[2].mid()) > float(bad.eps_g[1].mid())
+
+
+def test_small_eta_and_integral_approximations_approach_exact():
+    spec = power_law(64, 1)
+    alpha = [1, 100, 1000, 10000]
+    exact = solve_linear(spec, "0.001", alpha, digits=20)
+    small = small_eta(spec, "0.001", alpha)
+    for x, y in zip(exact.eps_g, small):
+        assert abs(float((x - y).mid()) / float(x.mid())) < 2e-3  # O(eta) relative difference
+    integral, (lo, hi) = integral_approximation(64, 1, "0.001", alpha)
+    assert lo < 100 < 1000 < hi
+    for x, y in zip(exact.eps_g[1:3], integral[1:3]):
+        assert abs(float(y) / float(x.mid()) - 1) < 0.02
+    slopes = [float(exact.slope_at(a).mid()) for a in (100, 1000)]
+    assert all(-0.75 < s < -0.35 for s in slopes)  # about -beta/(1+beta) = -1/2 inside the window
+
+
+def test_feature_scaling_limit_follows_power_law():
+    limits = []
+    spec = power_law(256, 1)
+    for n in (8, 16, 32, 64):
+        sol = solve_linear(spec, "0.5", [10 ** 6], trainable=n, digits=12)
+        with working_precision(sol.bits):
+            assert sol.eps_g[0].overlaps(sol.plateau) or abs(float((sol.eps_g[0] - sol.plateau).mid())) < 1e-12
+        limits.append(float(sol.plateau.mid()))
+    slope = np.polyfit(np.log([8, 16, 32, 64]), np.log(limits), 1)[0]
+    assert -1.15 < slope < -0.85  # eps_infinity ~ N_l^-beta, beta = 1
+
+
+def test_bad_requests():
+    spec = power_law(4, 1)
+    for kwargs in ({"route": "fast"}, {"digits": 0}, {"trainable": 9}):
+        with pytest.raises(ExactdynError):
+            solve_linear(spec, "0.5", [1], **kwargs)
+    with pytest.raises(ExactdynError):
+        solve_linear(spec, "-0.5", [1])
+    with pytest.raises(ExactdynError):
+        solve_linear(spec, "0.5", [-1])
+    with pytest.raises(PrecisionError):
+        solve_linear(spec, "0.5", [1], digits=40, max_bits=64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("L,alpha", [(8, [0.5, 1.5, 3.0]), (64, [0.5, 1.5, 3.0])])
+def test_finite_N_sgd_agrees_with_exact_curve(L, alpha):
+    N, seeds, eta, sigma_J = 4096, range(8), 0.5, 0.5
+    spec = power_law(L, 1)
+    lam = [float(x) for x in spec.eigenvalues]
+    sim = simulate(Structure(Polynomial((0, 1)), 1, 1, L), lam, [1 / L] * L, eta, [0] + alpha,
+                   N=N, seeds=seeds, sigma_J=sigma_J)
+    d = sim.q[..., 0, 0] - 2 * sim.r[..., 0, 0] + sim.t[None, ..., 0, 0]  # alpha x seed x group
+    eps = 0.5 * (d * np.array(lam)).sum(-1)
+    # eps_g is linear in the initial overlaps: the exact curve from the seeds' mean initial state
+    d0 = [str(x) for x in d[0].mean(0)]
+    exact = solve_linear(spec, "0.5", [str(a) for a in alpha], initial=d0, digits=10)
+    mean, se = eps[1:].mean(1), eps[1:].std(1, ddof=1) / np.sqrt(len(seeds))
+    for a, m, s, e in zip(alpha, mean, se, exact.eps_g):
+        assert abs(m - float(e.mid())) < 3 * s, (a, m, s, float(e.mid()))
