@@ -138,28 +138,47 @@ def _newton_in_bracket(f_and_df, lo, hi, guess, bits, increasing):
 
 
 def _mode_route(lam, rho, d0, eta, guesses, bottom, bits):
-    a = [eta / 2 * r * x * x for r, x in zip(rho, lam)]
-    b = [x * d for x, d in zip(lam, d0)]
-
-    def g_and_dg(u):
-        s1 = s2 = flint.arb(0)
-        for ak, xk in zip(a, lam):
-            inv = ak / (xk - u)
-            s1 += inv
-            s2 += inv / (xk - u)
-        return s1 - 1, s2
-
+    """Roots of the secular function by Newton on exact points, each certified by one interval-Newton
+    step on a ball X around it (m - g(m)/g'(X) inside X proves a unique root there); the same ball
+    evaluation gives the mode's coefficient T/S2.  Sums run over numpy object arrays of balls."""
+    lam_v = np.array(lam, dtype=object)
+    a_v = np.array([eta / 2 * r * x * x for r, x in zip(rho, lam)], dtype=object)
+    b_v = np.array([x * d for x, d in zip(lam, d0)], dtype=object)
+    tol = flint.arb(2) ** (-(bits - 16))
+    L = len(lam)
     roots, coefs = [], []
-    for j in range(len(lam)):
-        u = _newton_in_bracket(g_and_dg, bottom if j == len(lam) - 1 else lam[j + 1], lam[j],
-                               flint.arb(float(guesses[j])), bits, increasing=True)
-        t = s2 = flint.arb(0)
-        for ak, bk, xk in zip(a, b, lam):
-            inv = 1 / (xk - u)
-            t += bk * inv
-            s2 += ak * inv * inv
-        roots.append(u)
-        coefs.append(t / s2)
+    for j in range(L):
+        pole_below, pole_above = (bottom if j == L - 1 else lam[j + 1]), lam[j]
+        lo, hi = pole_below, pole_above
+        u = flint.arb(float(guesses[j]))
+        if not (lo < u < hi):
+            u = ((lo + hi) / 2).mid()
+        for _ in range(4 * bits):
+            inv = a_v / (lam_v - u)
+            g, dg = inv.sum() - 1, (inv / (lam_v - u)).sum()
+            if g.contains(0):
+                step = g.rad() / dg.mid()
+                break
+            if g > 0:
+                hi = u
+            else:
+                lo = u
+            step = g.mid() / dg.mid()
+            new = (u - step).mid()
+            if not (lo < new < hi):
+                new, step = ((lo + hi) / 2).mid(), hi - lo
+            elif abs(step) <= tol * abs(u):
+                break
+            u = new
+        width = (abs(step) * 4 + tol * abs(u)).mid()
+        X = flint.arb(u, width)
+        inv = 1 / (lam_v - X)
+        s2 = (a_v * inv * inv).sum()
+        newton = u - g / s2
+        if not (X.contains(newton) and pole_below < X and X < pole_above):
+            raise PrecisionError("a root could not be certified at this precision")
+        roots.append(newton)
+        coefs.append((b_v * inv).sum() / s2)
     return roots, coefs, 2 / sum((r * x for r, x in zip(rho, lam)), flint.arb(0))
 
 
@@ -254,7 +273,7 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     guesses = float_roots(lam_f[:n_train], rho_f[:n_train], float(eta_q))
     need = (digits + 1) * math.log2(10)
     if route == "mode":
-        bits = bits_for_digits(digits) + 2 * max(L, 1).bit_length()
+        bits = bits_for_digits(digits) + 64 + 4 * max(L, 1).bit_length()
     else:
         spread = math.log2(max(lam_f) / min(lam_f)) if L > 1 else 0.0
         bits = bits_for_digits(digits) + int(1.3 * L * spread) + 64  # the Vandermonde conditioning
