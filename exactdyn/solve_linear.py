@@ -277,6 +277,8 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     else:
         spread = math.log2(max(lam_f) / min(lam_f)) if L > 1 else 0.0
         bits = bits_for_digits(digits) + int(1.3 * L * spread) + 64  # the Vandermonde conditioning
+    if bits > max_bits:
+        raise PrecisionError(f"{digits} digits need at least {bits} bits here, more than the {max_bits} allowed")
     if spectrum.prec is not None and spectrum.prec < bits:
         raise ExactdynError(f"the spectrum's balls ({spectrum.prec} bits) are too coarse: "
                             f"build it with prec >= {bits}")
