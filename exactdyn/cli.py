@@ -186,6 +186,8 @@ def cmd_solve(args, out):
             meta["trainable"] = args.trainable
             meta["eps_g_limit"] = certified_decimal(sol.plateau, args.digits) if not sol.plateau.is_zero() else "0"
     alpha = [str(a) for a in sol.alpha]
+    extra = _approximations(args, spectrum, sol, initial) if args.approximations else {}
+    meta.update(extra)
     if args.format == "json":
         out.write(json.dumps({"alpha": alpha, "eps_g": eps, "metadata": meta}, indent=1) + "\n")
     elif args.format == "csv":
@@ -200,6 +202,27 @@ def cmd_solve(args, out):
         plot_curves([("exact (linear, %s route)" % sol.route, sol.alpha, sol.eps_g)], args.plot,
                     title=f"linear network, {spectrum.label}, eta = {args.eta}")
     return 0
+
+
+def _approximations(args, spectrum, sol, initial):
+    """The papers' approximations next to the exact curve, with their relative errors."""
+    from .precision import working_precision
+    from .solve_linear import integral_approximation, small_eta
+
+    small = small_eta(spectrum, args.eta, sol.alpha, sigma_J=args.sigma_J, initial=initial)
+    with working_precision(sol.bits):
+        rel_small = [float(abs((s - e) / e).mid()) for s, e in zip(small, sol.eps_g)]
+    result = {"small_eta": [f"{float(x.mid()):.12g}" for x in small],
+              "small_eta_relative_error": [f"{x:.3g}" for x in rel_small]}
+    if args.L is not None and initial is None and args.trainable is None:
+        values, window = integral_approximation(spectrum.L, args.beta if args.beta is not None else 1, args.eta,
+                                                sol.alpha, sigma_J=args.sigma_J)
+        result["integral"] = [None if v is None else f"{float(v):.12g}" for v in values]
+        result["integral_relative_error"] = [None if v is None else f"{abs(float(v) / float(e.mid()) - 1):.3g}"
+                                             for v, e in zip(values, sol.eps_g)]
+        result["power_law_window"] = [f"{float(window[0]):.6g}", f"{float(window[1]):.6g}"]
+        result["local_exponent"] = [None if a == 0 else f"{float(sol.slope_at(a).mid()):.6g}" for a in sol.alpha]
+    return result
 
 
 # --- demo -----------------------------------------------------------------------------------
@@ -297,6 +320,8 @@ def build_parser():
     so.add_argument("--route", choices=["mode", "moment"], default="mode",
                     help="eigenmode (secular equation, default: faster) or moment (shifted polynomial)")
     so.add_argument("--trainable", type=positive_int, help="only the first N eigenvalue groups are trainable")
+    so.add_argument("--approximations", action="store_true",
+                    help="also report the small-eta and integral approximations and their errors")
     so.add_argument("--format", choices=["json", "csv", "text"], default="text")
     so.add_argument("--plot", help="also save a log-log plot to this PNG file")
     so.set_defaults(run=cmd_solve)

@@ -39,6 +39,36 @@ BAD = {
     "unknown command": ["integrate"],
     "no command": [],
     "unknown option": ["spectrum", "--L", "3", "--colour"],
+    "negative alpha": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1,-2"],
+    "alpha text": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "soon"],
+    "alpha nan": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "nan"],
+    "eta zero": ["solve", "--L", "4", "--eta", "0", "--alpha", "1"],
+    "eta negative": ["solve", "--L", "4", "--eta", "-0.1", "--alpha", "1"],
+    "eta missing": ["solve", "--L", "4", "--alpha", "1"],
+    "unknown route": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--route", "fast"],
+    "unknown solve format": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--format", "xlsx"],
+    "solve activation not yet": ["solve", "--activation", "tanh", "--L", "4", "--eta", "0.5", "--alpha", "1"],
+    "too many trainable": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--trainable", "5"],
+    "missing init file": ["solve", "--init", "/nonexistent/init.json", "--eta", "0.5", "--alpha", "1"],
+    "digits zero": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--digits", "0"],
+}
+
+BAD_FILES = {
+    "not json": "this is not json",
+    "empty": "",
+    "a list": "[1, 2]",
+    "nan": '{"eigenvalues": [NaN], "r": [[[0]]], "q": [[[1]]], "t": [[[1]]]}',
+    "missing q": '{"eigenvalues": [1], "r": [[[0]]], "t": [[[1]]]}',
+    "unknown key": '{"eigenvalues": [1], "r": [[[0]]], "q": [[[1]]], "t": [[[1]]], "extra": 1}',
+    "ascending": '{"eigenvalues": [1, 2], "r": [[[0]], [[0]]], "q": [[[1]], [[1]]], "t": [[[1]], [[1]]]}',
+    "wrong group count": '{"eigenvalues": [2, 1], "r": [[[0]]], "q": [[[1]]], "t": [[[1]]]}',
+    "string number": '{"eigenvalues": ["two"], "r": [[[0]]], "q": [[[1]]], "t": [[[1]]]}',
+    "boolean": '{"eigenvalues": [true], "r": [[[0]]], "q": [[[1]]], "t": [[[1]]]}',
+    "asymmetric q": '{"eigenvalues": [1], "r": [[[0], [0]]], "q": [[[1, 0.1], [0.2, 1]]], "t": [[[1]]]}',
+    "negative diagonal": '{"eigenvalues": [1], "r": [[[0]]], "q": [[[-1]]], "t": [[[1]]]}',
+    "weights sum": '{"eigenvalues": [2, 1], "weights": [0.5, 0.6], "r": [[[0]], [[0]]], "q": [[[1]], [[1]]], "t": [[[1]], [[1]]]}',
+    "shape mismatch": '{"eigenvalues": [1], "r": [[[0, 0]]], "q": [[[1]]], "t": [[[1]]]}',
+    "wider than linear": '{"eigenvalues": [1], "r": [[[0], [0]]], "q": [[[1, 0], [0, 1]]], "t": [[[1]]]}',
 }
 
 
@@ -49,6 +79,46 @@ def test_bad_input_one_line_exit_2(argv, capsys):
     err = captured.err.strip()
     assert err.startswith("exactdyn: error: ") and "\n" not in err and "Traceback" not in err
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("text", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_bad_init_files_one_line_exit_2(text, tmp_path, capsys):
+    path = tmp_path / "init.json"
+    path.write_text(text)
+    assert main(["solve", "--init", str(path), "--eta", "0.5", "--alpha", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("exactdyn: error: ") and "\n" not in err and "Traceback" not in err
+
+
+def test_solve_from_init_file_matches_expected_state(tmp_path, capsys):
+    init = {"eigenvalues": ["108/49", "27/49", "12/49"], "r": [[[0]]] * 3, "q": [[["1/3"]]] * 3,
+            "t": [[["1/3"]]] * 3}
+    path = tmp_path / "init.json"
+    path.write_text(json.dumps(init))
+    assert main(["solve", "--init", str(path), "--eta", "0.5", "--alpha", "0,2", "--format", "json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["solve", "--L", "3", "--beta", "1", "--eta", "0.5", "--sigma-J", "1", "--alpha", "0,2",
+                 "--format", "json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert from_file["eps_g"] == expected["eps_g"] and from_file["eps_g"][0] == "1.00000000000000000000000000000"
+
+
+def test_unstable_run_warns(capsys):
+    assert main(["solve", "--L", "4", "--eta", "2.5", "--alpha", "0,5", "--digits", "8", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "past the stability limit" in captured.err
+    meta = json.loads(captured.out)["metadata"]
+    assert meta["stable"] is False and meta["status"] == "unstable" and meta["stability_limit"].startswith("2.0")
+
+
+def test_solve_outputs(tmp_path, capsys):
+    png = tmp_path / "curve.png"
+    assert main(["solve", "--L", "8", "--eta", "0.5", "--alpha", "0,1,10", "--format", "csv", "--plot", str(png)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "alpha,eps_g" and len(lines) == 4 and png.stat().st_size > 5000
+    assert main(["solve", "--L", "8", "--eta", "0.5", "--alpha", "1,10", "--approximations", "--format", "json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert {"small_eta", "integral", "power_law_window", "local_exponent"} <= set(meta)
 
 
 def test_console_script_and_module_entry_points():
