@@ -51,8 +51,12 @@ def group_sizes(fractions, N):
     return rounded
 
 
-def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J=0.0, progress=False):
-    """One-pass SGD for each seed; `structure` gives activation, widths, output weights and loss."""
+def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J=0.0, init_seed=None,
+             progress=False):
+    """One-pass SGD for each seed; `structure` gives activation, widths, output weights and loss.
+
+    Each seed draws its own teacher and student, unless `init_seed` is given: then every seed
+    starts from the one draw of `init_seed` (same initial overlaps) and only the data differ."""
     K, M = structure.K, structure.M
     if isinstance(N, bool) or not isinstance(N, int) or N < 2:
         raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
@@ -73,7 +77,7 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
     w = float(output_weight(structure.teacher_output_weights, M))
     c = float(structure.loss_factor)
     S = len(seeds)
-    rngs = [np.random.default_rng(s) for s in seeds]
+    rngs = [np.random.default_rng(s if init_seed is None else init_seed) for s in seeds]
     B = np.stack([r.normal(size=(M, N)) for r in rngs])
     J = np.stack([sigma_J * r.normal(size=(K, N)) for r in rngs])
     data_rng = [np.random.default_rng([s, 1]) for s in seeds]
