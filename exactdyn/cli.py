@@ -150,7 +150,7 @@ def nonnegative_list(text):
 
 def cmd_solve(args, out):
     if args.activation != "linear":
-        raise ExactdynError(f"solve supports --activation linear so far, not {args.activation!r}")
+        return _solve_committee(args, out)
     from .solve_linear import solve_linear
 
     initial = None
@@ -201,6 +201,68 @@ def cmd_solve(args, out):
 
         plot_curves([("exact (linear, %s route)" % sol.route, sol.alpha, sol.eps_g)], args.plot,
                     title=f"linear network, {spectrum.label}, eta = {args.eta}")
+    return 0
+
+
+def _solve_committee(args, out):
+    """Nonlinear activations: float64 eigenmode integration, digits verified at a tighter tolerance."""
+    from . import committee
+    from .config import Model
+    from .gaussian import activation_from_name
+    from .hierarchy import Structure
+
+    activation = activation_from_name(args.activation)
+    if args.route != "mode" or args.trainable is not None or args.approximations:
+        raise ExactdynError("--route moment, --trainable and --approximations are for linear networks")
+    quadratic_paper = args.activation == "quadratic"
+    weights = args.output_weights or ("mean" if quadratic_paper else "one")
+    model = Model(activation, args.K, args.M, output_weights=weights, loss_factor=1 if quadratic_paper else "1/2")
+    if args.init is not None:
+        from .initfile import read_initial
+
+        if args.L is not None or args.beta is not None or args.eigenvalues is not None or args.N is not None:
+            raise ExactdynError("--init defines the spectrum and the state: leave out --L, --beta, --eigenvalues, --N")
+        init = read_initial(args.init)
+        if (init.K, init.M) != (model.K, model.M):
+            raise ExactdynError(f"the file's overlaps are {init.K} x {init.M}, --K/--M say {model.K} x {model.M}")
+        initial = committee.from_file(init)
+    else:
+        spectrum = _spectrum_from_args(args, 17)
+        lam = [float(x) if spectrum.exact else float(x.mid()) for x in spectrum.eigenvalues]
+        frac = [float(w) for w in spectrum.weights]
+        sigma = float(args.sigma_J)
+        if args.N is not None:
+            initial = committee.finite_n_initial(lam, frac, model.K, model.M, args.N, args.seed, sigma)
+        else:
+            initial = committee.expected_initial(lam, frac, model.K, model.M, sigma, seed=args.seed)
+    base = Structure.of(model)
+    structure = Structure(base.activation, base.K, base.M, initial[5], base.output_weights,
+                          base.teacher_output_weights, base.loss_factor)
+    traj = committee.integrate(structure, initial, args.eta, args.alpha)
+    digits = min(traj.verified_digits, args.digits)
+    if digits < 1:
+        raise ExactdynError("no digit of eps_g could be verified (the tolerances disagree)")
+    eps = [f"{e:.{digits}g}" for e in traj.eps_g]
+    alpha = [str(a) for a in args.alpha]
+    meta = {"activation": args.activation, "K": model.K, "M": model.M, "L": structure.L,
+            "output_weights": model.output_weights, "eta": str(args.eta), "route": "float64-mode (DOP853)",
+            "verified_digits": digits, "status": traj.status, "seconds": round(traj.seconds, 3)}
+    if args.format == "json":
+        data = {"alpha": alpha, "eps_g": eps, "metadata": meta}
+        if args.overlaps:
+            data["overlaps"] = list(traj.overlaps)
+        out.write(json.dumps(data, indent=1) + "\n")
+    elif args.format == "csv":
+        out.write("alpha,eps_g\n" + "".join(f"{a},{e}\n" for a, e in zip(alpha, eps)))
+    else:
+        out.write("".join(f"# {k}: {v}\n" for k, v in meta.items()))
+        out.write(f"{'alpha':>14}  eps_g ({digits} verified digits)\n")
+        out.write("".join(f"{a:>14}  {e}\n" for a, e in zip(alpha, eps)))
+    if args.plot:
+        from .plotting import plot_curves
+
+        plot_curves([(f"{args.activation}, K={model.K}, M={model.M}", traj.alpha, traj.eps_g)], args.plot,
+                    title=f"{args.activation} committee machine, L={structure.L}, eta={args.eta}")
     return 0
 
 
@@ -307,7 +369,13 @@ def build_parser():
     d.set_defaults(run=cmd_derive)
 
     so = sub.add_parser("solve", help="solve the dynamics: eps_g(alpha) with certified digits")
-    so.add_argument("--activation", default="linear", help="linear (erf and quadratic: later)")
+    so.add_argument("--activation", default="linear", help="linear, erf, quadratic or cubic")
+    so.add_argument("--K", type=positive_int, default=2, help="student width (nonlinear activations)")
+    so.add_argument("--M", type=positive_int, default=2, help="teacher width (nonlinear activations)")
+    so.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="output weight convention")
+    so.add_argument("--N", type=positive_int, help="start from a finite-N draw of this dimension")
+    so.add_argument("--seed", type=int, default=0, help="seed of the draw or of the symmetry-breaking perturbation")
+    so.add_argument("--overlaps", action="store_true", help="JSON: include the overlaps per group")
     so.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
     so.add_argument("--beta", type=number, help="power-law exponent (default 1)")
     so.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")

@@ -121,6 +121,24 @@ def test_solve_outputs(tmp_path, capsys):
     assert {"small_eta", "integral", "power_law_window", "local_exponent"} <= set(meta)
 
 
+def test_solve_erf_json_and_init_file(tmp_path, capsys):
+    assert main(["solve", "--activation", "erf", "--K", "2", "--M", "2", "--L", "2", "--eta", "0.5",
+                 "--sigma-J", "0.3", "--alpha", "0,1,5", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metadata"]["verified_digits"] >= 5 and len(data["eps_g"]) == 3
+    init = {"eigenvalues": [2, 1], "r": [[[0.01, 0], [0, 0.02]]] * 2, "q": [[[0.1, 0], [0, 0.1]]] * 2,
+            "t": [[[0.5, 0], [0, 0.5]]] * 2}
+    path = tmp_path / "init.json"
+    path.write_text(json.dumps(init))
+    assert main(["solve", "--activation", "erf", "--K", "2", "--M", "2", "--init", str(path), "--eta", "0.5",
+                 "--alpha", "0,2", "--format", "json", "--overlaps"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["overlaps"][0]["q1_1_1"] == pytest.approx(0.1)
+    assert main(["solve", "--activation", "erf", "--K", "3", "--M", "2", "--init", str(path), "--eta", "0.5",
+                 "--alpha", "0,2"]) == 2
+    assert "x 2" in capsys.readouterr().err
+
+
 def test_console_script_and_module_entry_points():
     for cmd in (["exactdyn"], [sys.executable, "-m", "exactdyn"]):
         ok = subprocess.run(cmd + ["spectrum", "--L", "3", "--beta", "2", "--format", "json"],
