@@ -188,20 +188,25 @@ def cmd_solve(args, out):
     alpha = [str(a) for a in sol.alpha]
     extra = _approximations(args, spectrum, sol, initial) if args.approximations else {}
     meta.update(extra)
-    if args.format == "json":
-        out.write(json.dumps({"alpha": alpha, "eps_g": eps, "metadata": meta}, indent=1) + "\n")
-    elif args.format == "csv":
-        out.write("alpha,eps_g\n" + "".join(f"{a},{e}\n" for a, e in zip(alpha, eps)))
-    else:
-        out.write("".join(f"# {k}: {v}\n" for k, v in meta.items()))
-        out.write(f"{'alpha':>14}  eps_g ({args.digits} certified digits)\n")
-        out.write("".join(f"{a:>14}  {e}\n" for a, e in zip(alpha, eps)))
+    _write_curve(out, args.format, alpha, eps, meta, f"{args.digits} certified digits")
     if args.plot:
         from .plotting import plot_curves
 
         plot_curves([("exact (linear, %s route)" % sol.route, sol.alpha, sol.eps_g)], args.plot,
                     title=f"linear network, {spectrum.label}, eta = {args.eta}")
     return 0
+
+
+def _write_curve(out, fmt, alpha, eps, meta, digits_label, extra_json=()):
+    """The shared output of `solve`: JSON (alpha, eps_g, metadata), CSV, or a readable table."""
+    if fmt == "json":
+        out.write(json.dumps({"alpha": alpha, "eps_g": eps, "metadata": meta, **dict(extra_json)}, indent=1) + "\n")
+    elif fmt == "csv":
+        out.write("alpha,eps_g\n" + "".join(f"{a},{e}\n" for a, e in zip(alpha, eps)))
+    else:
+        out.write("".join(f"# {k}: {v}\n" for k, v in meta.items()))
+        out.write(f"{'alpha':>14}  eps_g ({digits_label})\n")
+        out.write("".join(f"{a:>14}  {e}\n" for a, e in zip(alpha, eps)))
 
 
 def _solve_committee(args, out):
@@ -247,17 +252,8 @@ def _solve_committee(args, out):
     meta = {"activation": args.activation, "K": model.K, "M": model.M, "L": structure.L,
             "output_weights": model.output_weights, "eta": str(args.eta), "route": "float64-mode (DOP853)",
             "verified_digits": digits, "status": traj.status, "seconds": round(traj.seconds, 3)}
-    if args.format == "json":
-        data = {"alpha": alpha, "eps_g": eps, "metadata": meta}
-        if args.overlaps:
-            data["overlaps"] = list(traj.overlaps)
-        out.write(json.dumps(data, indent=1) + "\n")
-    elif args.format == "csv":
-        out.write("alpha,eps_g\n" + "".join(f"{a},{e}\n" for a, e in zip(alpha, eps)))
-    else:
-        out.write("".join(f"# {k}: {v}\n" for k, v in meta.items()))
-        out.write(f"{'alpha':>14}  eps_g ({digits} verified digits)\n")
-        out.write("".join(f"{a:>14}  {e}\n" for a, e in zip(alpha, eps)))
+    _write_curve(out, args.format, alpha, eps, meta, f"{digits} verified digits",
+                 {"overlaps": list(traj.overlaps)} if args.overlaps else {})
     if args.plot:
         from .plotting import plot_curves
 
