@@ -107,3 +107,25 @@ def integrate(structure, initial, eta, alpha, *, rtol=1e-9, atol=1e-12, verify=T
     overlaps = tuple(dict(zip(names, s.tolist())) for s in states)
     status = "ok" if np.all(np.isfinite(eps)) else "diverged"
     return Trajectory(tuple(alpha), tuple(eps.tolist()), digits, overlaps, status, time.perf_counter() - started)
+
+
+def plateau(alpha, eps):
+    """(start, height, length) of the first plateau of a learning curve sampled on a grid.
+
+    After the initial drop (eps below a tenth of eps(0)), the plateau sits where the relative decay
+    rate |d eps/d alpha| / eps is smallest while eps stays above a tenth of its value at the end of
+    the drop; its length runs from there until eps falls below half that height.  None when the
+    curve never drops or never escapes."""
+    alpha, eps = np.asarray(alpha, float), np.asarray(eps, float)
+    dropped = np.nonzero(eps < eps[0] / 10)[0]
+    if dropped.size == 0:
+        return None
+    first = dropped[0]
+    window = np.nonzero(eps[first:] > eps[first] / 10)[0] + first
+    rate = -np.gradient(eps, alpha)[window] / eps[window]
+    start = window[np.argmin(rate)]
+    height = eps[start]
+    below = np.nonzero(eps[start:] < height / 2)[0]
+    if below.size == 0:
+        return None
+    return float(alpha[start]), float(height), float(alpha[start + below[0]] - alpha[start])

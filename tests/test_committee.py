@@ -56,3 +56,28 @@ def test_mismatched_initial_state_is_refused():
         integrate(structure, init, 0.5, [0, 1])
     with pytest.raises(ExactdynError):
         integrate(Structure(Erf(), 2, 2, 2), init, 0.5, [1, 0])
+
+
+def test_plateau_measure_on_a_synthetic_curve():
+    from exactdyn.committee import plateau
+
+    alpha = np.linspace(0, 100, 2001)
+    eps = 0.01 + 0.5 * np.exp(-alpha) - 0.01 / (1 + np.exp(-(alpha - 60)))  # drop, plateau at 0.01, escape at 60
+    start, height, length = plateau(alpha, eps)
+    assert height == pytest.approx(0.01, rel=0.02) and 55 < start + length < 62
+    assert plateau(alpha, np.ones_like(alpha)) is None
+
+
+@pytest.mark.slow
+def test_plateau_shortens_with_L():
+    """The power-law paper's finding, from the derived ODEs: more distinct eigenvalues, shorter plateau."""
+    from exactdyn.committee import plateau
+
+    alpha = np.linspace(0, 1500, 601)
+    lengths = []
+    for L in (1, 4):
+        lam = [float(x) for x in power_law(L, 1).eigenvalues]
+        init = finite_n_initial(lam, [1 / L] * L, 2, 2, 1024, 0, 0.01)
+        eps = integrate(Structure(Erf(), 2, 2, L), init, 0.1, alpha, verify=False).eps_g
+        lengths.append(plateau(alpha, eps)[2])
+    assert lengths[1] < 0.6 * lengths[0]
