@@ -283,6 +283,58 @@ def _approximations(args, spectrum, sol, initial):
     return result
 
 
+# --- simulate ------------------------------------------------------------------------------
+
+def cmd_simulate(args, out):
+    import numpy as np
+
+    from .cache import derive
+    from .compiled import compile_system
+    from .config import Model
+    from .gaussian import activation_from_name
+    from .hierarchy import Structure
+    from .overlaps import assign, overlap_table
+    from .simulate import simulate
+
+    alpha = sorted(float(a) for a in args.alpha)
+    if [float(a) for a in args.alpha] != alpha:
+        raise ExactdynError("--alpha must be increasing")
+    quadratic_paper = args.activation == "quadratic"
+    model = Model(activation_from_name(args.activation), args.K, args.M,
+                  output_weights=args.output_weights or ("mean" if quadratic_paper else "one"),
+                  loss_factor=1 if quadratic_paper else "1/2")
+    spectrum = _spectrum_from_args(args, 17)
+    lam = [float(x) if spectrum.exact else float(x.mid()) for x in spectrum.eigenvalues]
+    frac = [float(w) for w in spectrum.weights]
+    base = Structure.of(model)
+    structure = Structure(base.activation, base.K, base.M, spectrum.L, base.output_weights,
+                          base.teacher_output_weights, base.loss_factor)
+    sim = simulate(structure, lam, frac, float(args.eta), alpha, N=args.N, seeds=range(args.seed, args.seed + args.seeds),
+                   sigma_J=float(args.sigma_J), init_seed=args.init_seed, progress=sys.stderr.isatty())
+    system = derive(structure, "mode")
+    f = compile_system(system)
+    eps = np.array([[f.eps_g(*assign(system, overlap_table(lam, frac, sim.r[a, s], sim.q[a, s], sim.t[s], float(args.eta))))
+                     for s in range(len(sim.seeds))] for a in range(len(alpha))])
+    mean = eps.mean(1)
+    stderr = eps.std(1, ddof=1) / np.sqrt(len(sim.seeds)) if len(sim.seeds) > 1 else np.full(len(alpha), np.nan)
+    initial = [{"eigenvalues": lam, "weights": frac, "r": sim.r[0, s].tolist(), "q": sim.q[0, s].tolist(),
+                "t": sim.t[s].tolist()} for s in range(len(sim.seeds))]
+    meta = {"activation": args.activation, "K": model.K, "M": model.M, "L": spectrum.L, "N": args.N,
+            "eta": str(args.eta), "sigma_J": str(args.sigma_J), "output_weights": model.output_weights,
+            "seeds": list(sim.seeds), "init_seed": args.init_seed}
+    if args.format == "json":
+        out.write(json.dumps({"alpha": alpha, "eps_g": mean.tolist(), "eps_g_stderr": stderr.tolist(),
+                              "eps_g_seeds": eps.tolist(), "initial": initial, "metadata": meta}, indent=1) + "\n")
+    else:
+        out.write("alpha,eps_g,eps_g_stderr\n" + "".join(f"{a},{float(m)!r},{float(e)!r}\n" for a, m, e in zip(alpha, mean, stderr)))
+    if args.plot:
+        from .plotting import plot_curves
+
+        plot_curves([], args.plot, bands=[(f"SGD, N={args.N}, {len(sim.seeds)} seeds", alpha, mean, np.nan_to_num(stderr))],
+                    title=f"{args.activation}, K={model.K}, M={model.M}, L={spectrum.L}, eta={args.eta}")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------
 
 def cmd_demo(args, out):
@@ -390,6 +442,26 @@ def build_parser():
     so.add_argument("--plot", help="also save a log-log plot to this PNG file")
     so.set_defaults(run=cmd_solve)
 
+    si = sub.add_parser("simulate", help="finite-N one-pass SGD, mean and standard error over seeds")
+    si.add_argument("--activation", default="linear", help="linear, erf, quadratic or cubic")
+    si.add_argument("--K", type=positive_int, default=1, help="student width")
+    si.add_argument("--M", type=positive_int, default=1, help="teacher width")
+    si.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="output weight convention")
+    si.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
+    si.add_argument("--beta", type=number, help="power-law exponent (default 1)")
+    si.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
+    si.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+    si.add_argument("--eta", type=number, required=True, help="learning rate")
+    si.add_argument("--sigma-J", type=number, default=0, help="student initial scale")
+    si.add_argument("--alpha", type=nonnegative_list, required=True, help="comma-separated increasing times")
+    si.add_argument("--N", type=positive_int, required=True, help="input dimension")
+    si.add_argument("--seeds", type=positive_int, default=8, help="number of seeds")
+    si.add_argument("--seed", type=int, default=0, help="first seed")
+    si.add_argument("--init-seed", type=int, help="all seeds start from this one draw (only the data differ)")
+    si.add_argument("--format", choices=["json", "csv"], default="json")
+    si.add_argument("--plot", help="also save a log-log plot with error band to this PNG file")
+    si.set_defaults(run=cmd_simulate)
+
     demo = sub.add_parser("demo", help="the main job on built-in defaults")
     demo.add_argument("--N", type=positive_int, default=1024, help="input dimension of the simulation")
     demo.add_argument("--seeds", type=positive_int, default=6, help="number of simulation seeds (>= 2)")
@@ -403,7 +475,7 @@ def main(argv=None, out=None):
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
-            raise ExactdynError("give a command: spectrum, derive, solve, demo (see --help)")
+            raise ExactdynError("give a command: spectrum, derive, solve, simulate, demo (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)

@@ -156,3 +156,22 @@ def test_spectrum_text_and_irrational_json(capsys):
     assert main(["spectrum", "--L", "3", "--beta", "0.5", "--digits", "25", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["exact"] is False and all(len(x.replace(".", "").lstrip("0")) <= 26 for x in data["eigenvalues"])
+
+
+def test_simulate_output_feeds_solve(tmp_path, capsys):
+    """simulate's initial overlaps are an init file; solve started from them predicts the SGD mean."""
+    assert main(["simulate", "--L", "4", "--eta", "0.5", "--sigma-J", "0.5", "--alpha", "0,1,2", "--N", "2048",
+                 "--seeds", "6", "--init-seed", "3"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) >= {"alpha", "eps_g", "eps_g_stderr", "eps_g_seeds", "initial", "metadata"}
+    assert data["eps_g_stderr"][0] == 0  # one shared initial draw
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps(data["initial"][0]))
+    assert main(["solve", "--init", str(init), "--eta", "0.5", "--alpha", "1,2", "--digits", "10",
+                 "--format", "json"]) == 0
+    exact = [float(x) for x in json.loads(capsys.readouterr().out)["eps_g"]]
+    for e, m, s in zip(exact, data["eps_g"][1:], data["eps_g_stderr"][1:]):
+        assert abs(e - m) < 3 * s
+    assert main(["simulate", "--L", "3", "--eta", "0.5", "--alpha", "0,1", "--N", "100"]) == 2
+    assert "does not split" in capsys.readouterr().err
+    assert main(["simulate", "--L", "2", "--eta", "0.5", "--alpha", "2,1", "--N", "100"]) == 2
