@@ -302,7 +302,7 @@ def cmd_simulate(args, out):
     quadratic_paper = args.activation == "quadratic"
     model = Model(activation_from_name(args.activation), args.K, args.M,
                   output_weights=args.output_weights or ("mean" if quadratic_paper else "one"),
-                  loss_factor=1 if quadratic_paper else "1/2")
+                  eta=args.eta, sigma_J=args.sigma_J, loss_factor=1 if quadratic_paper else "1/2")
     spectrum = _spectrum_from_args(args, 17)
     lam = [float(x) if spectrum.exact else float(x.mid()) for x in spectrum.eigenvalues]
     frac = [float(w) for w in spectrum.weights]

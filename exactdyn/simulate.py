@@ -60,6 +60,8 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
     K, M = structure.K, structure.M
     if isinstance(N, bool) or not isinstance(N, int) or N < 2:
         raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
+    if not np.isfinite(float(eta)) or float(eta) <= 0:
+        raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
     seeds = tuple(seeds)
     if not seeds:
         raise ExactdynError("give at least one seed")

@@ -51,6 +51,15 @@ BAD = {
     "too many trainable": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--trainable", "5"],
     "missing init file": ["solve", "--init", "/nonexistent/init.json", "--eta", "0.5", "--alpha", "1"],
     "digits zero": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--digits", "0"],
+    "simulate N missing": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "1"],
+    "simulate N zero": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "1", "--N", "0"],
+    "simulate eta zero": ["simulate", "--L", "4", "--eta", "0", "--alpha", "1", "--N", "64"],
+    "simulate negative alpha": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "-1", "--N", "64"],
+    "simulate unknown activation": ["simulate", "--activation", "sigmoid", "--L", "4", "--eta", "0.5",
+                                    "--alpha", "1", "--N", "64"],
+    "simulate unknown format": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "1", "--N", "64",
+                                "--format", "text"],
+    "demo too few seeds": ["demo", "--seeds", "1"],
 }
 
 BAD_FILES = {
