@@ -1,7 +1,6 @@
 """Command line: a thin shell over the library.  Bad input: one line on stderr, exit status 2."""
 import argparse
 import json
-import math
 import sys
 
 from .errors import ExactdynError

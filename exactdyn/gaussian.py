@@ -11,7 +11,6 @@ are then obtained by substituting their covariances; two slots may stand for the
   derivatives come from Price's theorem on the diagonal, E[g''(u_a) F] = 2 dE[g(u_a) F]/dC_aa.
 """
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 from itertools import combinations_with_replacement
 

@@ -11,7 +11,6 @@ shifted characteristic polynomial of the moment hierarchy.  Then
 with coef_j = T(u_j) / S2(u_j) (eigenmode route) or F(u_j) / p~'(u_j) (moment route).
 """
 from dataclasses import dataclass
-from fractions import Fraction
 import math
 import time
 
@@ -20,7 +19,6 @@ import numpy as np
 
 from .errors import ExactdynError, PrecisionError
 from .exact import certified_decimal, to_fraction, to_fmpq
-from .linear import shifted_coefficient_formula
 from .precision import bits_for_digits, working_precision
 
 ROUTES = ("mode", "moment")

@@ -5,7 +5,6 @@ A spectrum is stored as ``scale * base[l]``: for a power law the base values are
 traces and the minimal polynomial cheap to form.
 """
 from dataclasses import dataclass
-from fractions import Fraction
 
 import flint
 
