@@ -62,8 +62,9 @@ class LinearSolution:
 
 
 def _ball(x):
+    """A ball at the working precision (a finer input ball is rounded, its error kept in the radius)."""
     if isinstance(x, flint.arb):
-        return x
+        return x + 0
     if isinstance(x, flint.fmpq):
         return flint.arb(x)
     f = to_fraction(x)
