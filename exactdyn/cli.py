@@ -388,15 +388,26 @@ def cmd_demo(args, out):
 
 # --- entry point ----------------------------------------------------------------------------
 
+def _add_spectrum_arguments(parser):
+    parser.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
+    parser.add_argument("--beta", type=number, help="power-law exponent, lambda_l ~ l^-(1+beta) (default 1)")
+    parser.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
+    parser.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+
+
+def _add_model_arguments(parser, default_width):
+    parser.add_argument("--activation", default="linear", help="linear, erf, quadratic or cubic")
+    parser.add_argument("--K", type=positive_int, default=default_width, help="student width")
+    parser.add_argument("--M", type=positive_int, default=default_width, help="teacher width")
+    parser.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="output weight convention")
+
+
 def build_parser():
     p = _Parser(prog="exactdyn", description=__doc__)
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     sp_ = sub.add_parser("spectrum", help="eigenvalues, minimal polynomial and traces of an input spectrum")
-    sp_.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
-    sp_.add_argument("--beta", type=number, help="power-law exponent, lambda_l ~ l^-(1+beta) (default 1)")
-    sp_.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
-    sp_.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+    _add_spectrum_arguments(sp_)
     sp_.add_argument("--traces", type=positive_int, help="highest trace order (default L+1)")
     sp_.add_argument("--digits", type=positive_int, default=DEFAULT_DIGITS, help="digits for irrational values")
     sp_.add_argument("--format", choices=["json", "text"], default="text")
@@ -416,17 +427,11 @@ def build_parser():
     d.set_defaults(run=cmd_derive)
 
     so = sub.add_parser("solve", help="solve the dynamics: eps_g(alpha) with certified digits")
-    so.add_argument("--activation", default="linear", help="linear, erf, quadratic or cubic")
-    so.add_argument("--K", type=positive_int, default=2, help="student width (nonlinear activations)")
-    so.add_argument("--M", type=positive_int, default=2, help="teacher width (nonlinear activations)")
-    so.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="output weight convention")
+    _add_model_arguments(so, default_width=2)
     so.add_argument("--N", type=positive_int, help="start from a finite-N draw of this dimension")
     so.add_argument("--seed", type=int, default=0, help="seed of the draw or of the symmetry-breaking perturbation")
     so.add_argument("--overlaps", action="store_true", help="JSON: include the overlaps per group")
-    so.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
-    so.add_argument("--beta", type=number, help="power-law exponent (default 1)")
-    so.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
-    so.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+    _add_spectrum_arguments(so)
     so.add_argument("--init", help="initial overlaps per eigenvalue group (JSON file)")
     so.add_argument("--eta", type=number, required=True, help="learning rate")
     so.add_argument("--sigma-J", type=number, default=0, help="student initial scale (expected initial state)")
@@ -442,14 +447,8 @@ def build_parser():
     so.set_defaults(run=cmd_solve)
 
     si = sub.add_parser("simulate", help="finite-N one-pass SGD, mean and standard error over seeds")
-    si.add_argument("--activation", default="linear", help="linear, erf, quadratic or cubic")
-    si.add_argument("--K", type=positive_int, default=1, help="student width")
-    si.add_argument("--M", type=positive_int, default=1, help="teacher width")
-    si.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="output weight convention")
-    si.add_argument("--L", type=positive_int, help="number of distinct eigenvalues (power law)")
-    si.add_argument("--beta", type=number, help="power-law exponent (default 1)")
-    si.add_argument("--eigenvalues", type=number_list, help="comma-separated distinct eigenvalues instead")
-    si.add_argument("--weights", type=number_list, help="fraction of dimensions of each eigenvalue")
+    _add_model_arguments(si, default_width=1)
+    _add_spectrum_arguments(si)
     si.add_argument("--eta", type=number, required=True, help="learning rate")
     si.add_argument("--sigma-J", type=number, default=0, help="student initial scale")
     si.add_argument("--alpha", type=nonnegative_list, required=True, help="comma-separated increasing times")
