@@ -232,8 +232,7 @@ def _solve_committee(args, out):
         initial = committee.from_file(init)
     else:
         spectrum = _spectrum_from_args(args, 17)
-        lam = [float(x) if spectrum.exact else float(x.mid()) for x in spectrum.eigenvalues]
-        frac = [float(w) for w in spectrum.weights]
+        lam, frac = spectrum.floats()
         sigma = float(args.sigma_J)
         if args.N is not None:
             initial = committee.finite_n_initial(lam, frac, model.K, model.M, args.N, args.seed, sigma)
@@ -303,8 +302,7 @@ def cmd_simulate(args, out):
                   output_weights=args.output_weights or ("mean" if quadratic_paper else "one"),
                   eta=args.eta, sigma_J=args.sigma_J, loss_factor=1 if quadratic_paper else "1/2")
     spectrum = _spectrum_from_args(args, 17)
-    lam = [float(x) if spectrum.exact else float(x.mid()) for x in spectrum.eigenvalues]
-    frac = [float(w) for w in spectrum.weights]
+    lam, frac = spectrum.floats()
     base = Structure.of(model)
     structure = Structure(base.activation, base.K, base.M, spectrum.L, base.output_weights,
                           base.teacher_output_weights, base.loss_factor)
@@ -362,10 +360,11 @@ def cmd_demo(args, out):
         out.write(f"  dD{l + 1}/dalpha = {rhs}\n")
     out.write("  (every equation: exactdyn derive --activation linear --K 1 --M 1 --L 8 --format latex)\n\n")
     alpha = [0, "0.25", "0.5", 1, 2, 4, 8]
-    sim = simulate(Structure(Polynomial((0, 1)), 1, 1, L), [float(x) for x in spec.eigenvalues], [1 / L] * L,
+    lam, frac = spec.floats()
+    sim = simulate(Structure(Polynomial((0, 1)), 1, 1, L), lam, frac,
                    float(eta), [float(a) for a in alpha], N=args.N, seeds=range(args.seeds),
                    sigma_J=float(sigma_J), progress=sys.stderr.isatty())
-    lam = np.array([float(x) for x in spec.eigenvalues])
+    lam = np.array(lam)
     d = sim.q[..., 0, 0] - 2 * sim.r[..., 0, 0] + sim.t[None, ..., 0, 0]
     eps = 0.5 * (d * lam).sum(-1)
     mean, se = eps.mean(1), eps.std(1, ddof=1) / np.sqrt(len(sim.seeds))

@@ -59,11 +59,8 @@ def finite_n_initial(eigenvalues, fractions, K, M, N, seed, sigma_J):
 
 
 def from_file(init: InitialOverlaps):
-    f = lambda x: float(x)
-    spec = init.spectrum
-    nested = lambda blocks: [[[f(x) for x in row] for row in mat] for mat in blocks]
-    return ([float(x) for x in spec.eigenvalues], [float(w) for w in spec.weights], nested(init.r),
-            nested(init.q), nested(init.t), spec.L)
+    nested = lambda blocks: [[[float(x) for x in row] for row in mat] for mat in blocks]
+    return (*init.spectrum.floats(), nested(init.r), nested(init.q), nested(init.t), init.spectrum.L)
 
 
 def integrate(structure, initial, eta, alpha, *, rtol=1e-9, atol=1e-12, verify=True):

@@ -263,9 +263,7 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
             raise ExactdynError(f"trainable must be a whole number from 1 to L = {L}, got {trainable!r}")
         if route != "mode":
             raise ExactdynError("feature scaling (trainable) is solved by the eigenmode route")
-    with working_precision(64):
-        lam_f = [float(x) if isinstance(x, flint.fmpq) else float(x.mid()) for x in spectrum.eigenvalues]
-        rho_f = [float(w) if isinstance(w, flint.fmpq) else float(w.mid()) for w in spectrum.weights]
+    lam_f, rho_f = spectrum.floats()
     if not all(math.isfinite(x) and x > 0 for x in lam_f):
         raise ExactdynError("eigenvalues must be positive and within float range for the root brackets")
     n_train = L if trainable is None else trainable

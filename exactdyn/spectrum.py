@@ -59,6 +59,12 @@ class Spectrum:
         with self._scope():
             return tuple(self.scale * b for b in self.base)
 
+    def floats(self):
+        """(eigenvalues, weights) as float64 lists (midpoints of balls), for brackets and simulations."""
+        to_float = lambda x: float(x) if isinstance(x, flint.fmpq) else float(x.mid())
+        with self._scope():
+            return [to_float(x) for x in self.eigenvalues], [to_float(w) for w in self.weights]
+
     def as_balls(self, prec):
         """The same spectrum as balls at `prec` bits (fast approximate traces and polynomial)."""
         if self.prec is not None and self.prec < prec:

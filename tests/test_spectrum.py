@@ -48,11 +48,9 @@ def test_irrational_spectrum_balls_contain_100_digit_recomputation():
         scale = L / mpmath.fsum(base)
         lam = [scale * b for b in base]
         taus = [mpmath.fsum(x ** k for x in lam) / L for k in range(1, L + 2)]
-        coeffs = mpmath.matrix([[1]])
         poly = [mpmath.mpf(1)]
         for x in lam:  # multiply by (z - x), coefficients lowest first
             poly = [-x * poly[0]] + [poly[j - 1] - x * poly[j] for j in range(1, len(poly))] + [poly[-1]]
-        del coeffs
         # the reference as a ball covering its own rounding to 100 digits
         digits = lambda v: flint.arb(mpmath.nstr(v, 100, min_fixed=-1, max_fixed=-1), abs(v) * 1e-99)
     with flint.ctx.workprec(400):
