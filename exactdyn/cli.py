@@ -106,21 +106,11 @@ def _short(text):
 # --- derive ---------------------------------------------------------------------------------
 
 def _structure_from_args(args):
-    from .config import Model
-    from .gaussian import Polynomial, activation_from_name
+    from .gaussian import Polynomial
     from .hierarchy import Structure
 
-    if args.poly is not None:
-        activation = Polynomial(tuple(args.poly))
-    else:
-        activation = activation_from_name(args.activation)
-    quadratic_paper = args.poly is None and args.activation == "quadratic"
-    weights = args.output_weights or ("mean" if quadratic_paper else "one")
-    loss = args.loss_factor if args.loss_factor is not None else (1 if quadratic_paper else to_fraction("1/2"))
-    model = Model(activation, args.K, args.M, output_weights=weights, loss_factor=loss)
-    base = Structure.of(model)
-    return Structure(base.activation, base.K, base.M, args.L, base.output_weights,
-                     base.teacher_output_weights, base.loss_factor)
+    activation = Polynomial(tuple(args.poly)) if args.poly is not None else args.activation
+    return Structure.named(activation, args.K, args.M, args.L, args.output_weights, args.loss_factor)
 
 
 def cmd_derive(args, out):
@@ -211,16 +201,11 @@ def _write_curve(out, fmt, alpha, eps, meta, digits_label, extra_json=()):
 def _solve_committee(args, out):
     """Nonlinear activations: float64 eigenmode integration, digits verified at a tighter tolerance."""
     from . import committee
-    from .config import Model
-    from .gaussian import activation_from_name
     from .hierarchy import Structure
 
-    activation = activation_from_name(args.activation)
     if args.route != "mode" or args.trainable is not None or args.approximations:
         raise ExactdynError("--route moment, --trainable and --approximations are for linear networks")
-    quadratic_paper = args.activation == "quadratic"
-    weights = args.output_weights or ("mean" if quadratic_paper else "one")
-    model = Model(activation, args.K, args.M, output_weights=weights, loss_factor=1 if quadratic_paper else "1/2")
+    model = Structure.named(args.activation, args.K, args.M, 1, args.output_weights)
     if args.init is not None:
         from .initfile import read_initial
 
@@ -238,9 +223,8 @@ def _solve_committee(args, out):
             initial = committee.finite_n_initial(lam, frac, model.K, model.M, args.N, args.seed, sigma)
         else:
             initial = committee.expected_initial(lam, frac, model.K, model.M, sigma, seed=args.seed)
-    base = Structure.of(model)
-    structure = Structure(base.activation, base.K, base.M, initial[5], base.output_weights,
-                          base.teacher_output_weights, base.loss_factor)
+    structure = Structure.named(model.activation, model.K, model.M, initial[5], model.output_weights,
+                                model.loss_factor)
     traj = committee.integrate(structure, initial, args.eta, args.alpha)
     digits = min(traj.verified_digits, args.digits)
     if digits < 1:
@@ -288,8 +272,6 @@ def cmd_simulate(args, out):
 
     from .cache import derive
     from .compiled import compile_system
-    from .config import Model
-    from .gaussian import activation_from_name
     from .hierarchy import Structure
     from .overlaps import assign, overlap_table
     from .simulate import simulate
@@ -297,15 +279,11 @@ def cmd_simulate(args, out):
     alpha = sorted(float(a) for a in args.alpha)
     if [float(a) for a in args.alpha] != alpha:
         raise ExactdynError("--alpha must be increasing")
-    quadratic_paper = args.activation == "quadratic"
-    model = Model(activation_from_name(args.activation), args.K, args.M,
-                  output_weights=args.output_weights or ("mean" if quadratic_paper else "one"),
-                  eta=args.eta, sigma_J=args.sigma_J, loss_factor=1 if quadratic_paper else "1/2")
+    if args.sigma_J < 0:
+        raise ExactdynError(f"sigma_J must be >= 0, got {args.sigma_J}")
     spectrum = _spectrum_from_args(args, 17)
     lam, frac = spectrum.floats()
-    base = Structure.of(model)
-    structure = Structure(base.activation, base.K, base.M, spectrum.L, base.output_weights,
-                          base.teacher_output_weights, base.loss_factor)
+    structure = Structure.named(args.activation, args.K, args.M, spectrum.L, args.output_weights)
     sim = simulate(structure, lam, frac, float(args.eta), alpha, N=args.N, seeds=range(args.seed, args.seed + args.seeds),
                    sigma_J=float(args.sigma_J), init_seed=args.init_seed, progress=sys.stderr.isatty())
     system = derive(structure, "mode")
@@ -316,20 +294,51 @@ def cmd_simulate(args, out):
     stderr = eps.std(1, ddof=1) / np.sqrt(len(sim.seeds)) if len(sim.seeds) > 1 else np.full(len(alpha), np.nan)
     initial = [{"eigenvalues": lam, "weights": frac, "r": sim.r[0, s].tolist(), "q": sim.q[0, s].tolist(),
                 "t": sim.t[s].tolist()} for s in range(len(sim.seeds))]
-    meta = {"activation": args.activation, "K": model.K, "M": model.M, "L": spectrum.L, "N": args.N,
-            "eta": str(args.eta), "sigma_J": str(args.sigma_J), "output_weights": model.output_weights,
+    meta = {"activation": args.activation, "K": structure.K, "M": structure.M, "L": spectrum.L, "N": args.N,
+            "eta": str(args.eta), "sigma_J": str(args.sigma_J), "output_weights": structure.output_weights,
             "seeds": list(sim.seeds), "init_seed": args.init_seed}
     if args.format == "json":
-        out.write(json.dumps({"alpha": alpha, "eps_g": mean.tolist(), "eps_g_stderr": stderr.tolist(),
-                              "eps_g_seeds": eps.tolist(), "initial": initial, "metadata": meta}, indent=1) + "\n")
+        result = {"alpha": alpha, "eps_g": mean.tolist(), "eps_g_stderr": [None if np.isnan(e) else e for e in stderr],
+                  "eps_g_seeds": eps.tolist(), "initial": initial, "metadata": meta}
+        if args.overlaps:
+            result["overlaps"] = {"r": sim.r.mean(1).tolist(), "q": sim.q.mean(1).tolist()}
+        out.write(json.dumps(result, indent=1) + "\n")
     else:
         out.write("alpha,eps_g,eps_g_stderr\n" + "".join(f"{a},{float(m)!r},{float(e)!r}\n" for a, m, e in zip(alpha, mean, stderr)))
     if args.plot:
         from .plotting import plot_curves
 
         plot_curves([], args.plot, bands=[(f"SGD, N={args.N}, {len(sim.seeds)} seeds", alpha, mean, np.nan_to_num(stderr))],
-                    title=f"{args.activation}, K={model.K}, M={model.M}, L={spectrum.L}, eta={args.eta}")
+                    title=f"{args.activation}, K={structure.K}, M={structure.M}, L={spectrum.L}, eta={args.eta}")
     return 0
+
+
+# --- check ----------------------------------------------------------------------------------
+
+def cmd_check(args, out):
+    """Exit 0 when the trajectory is consistent with exactdyn, 1 when not, 2 for unusable input."""
+    import math
+
+    from .check import compare, format_report, read_trajectory, report_json
+
+    for name in ("threshold", "rtol"):
+        value = getattr(args, name)
+        if not math.isfinite(value) or value <= 0:
+            raise ExactdynError(f"--{name} must be a positive number, got {value}")
+    init = None
+    if args.init is not None:
+        from .initfile import read_initial
+
+        init = read_initial(args.init)
+    options = {"activation": args.activation, "eta": args.eta, "output_weights": args.output_weights,
+               "N": args.N, "seeds": args.seeds}
+    traj = read_trajectory(args.file, options, init)
+    report = compare(traj, threshold=args.threshold, rtol=args.rtol)
+    if args.format == "json":
+        out.write(json.dumps(report_json(traj, report), indent=1) + "\n")
+    else:
+        out.write(format_report(args.file, traj, report))
+    return 0 if report.consistent else 1
 
 
 # --- demo -----------------------------------------------------------------------------------
@@ -455,9 +464,24 @@ def build_parser():
     si.add_argument("--seeds", type=positive_int, default=8, help="number of seeds")
     si.add_argument("--seed", type=int, default=0, help="first seed")
     si.add_argument("--init-seed", type=int, help="all seeds start from this one draw (only the data differ)")
+    si.add_argument("--overlaps", action="store_true", help="JSON: also the overlaps per group (mean over seeds)")
     si.add_argument("--format", choices=["json", "csv"], default="json")
     si.add_argument("--plot", help="also save a log-log plot with error band to this PNG file")
     si.set_defaults(run=cmd_simulate)
+
+    ch = sub.add_parser("check", help="compare a trajectory from another code with exactdyn's prediction")
+    ch.add_argument("file", help="trajectory, JSON or CSV (schemas: exactdyn.check)")
+    ch.add_argument("--init", help="initial overlaps (init-file JSON) when the trajectory has none")
+    ch.add_argument("--activation", choices=["linear", "erf", "quadratic", "cubic"], help="if the file does not say")
+    ch.add_argument("--eta", type=number, help="learning rate, if the file does not say")
+    ch.add_argument("--output-weights", choices=["one", "sqrt", "mean"], help="if the file does not say")
+    ch.add_argument("--N", type=positive_int, help="input dimension of a finite-N simulation")
+    ch.add_argument("--seeds", type=positive_int, help="number of seeds the file's curve averages")
+    ch.add_argument("--threshold", type=float, default=5.0,
+                    help="finite N: largest deviation allowed, in fluctuation units (default 5)")
+    ch.add_argument("--rtol", type=float, default=1e-6, help="no N: largest relative deviation allowed")
+    ch.add_argument("--format", choices=["text", "json"], default="text")
+    ch.set_defaults(run=cmd_check)
 
     demo = sub.add_parser("demo", help="the main job on built-in defaults")
     demo.add_argument("--N", type=positive_int, default=1024, help="input dimension of the simulation")
@@ -472,7 +496,7 @@ def main(argv=None, out=None):
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
-            raise ExactdynError("give a command: spectrum, derive, solve, simulate, demo (see --help)")
+            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, demo (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)

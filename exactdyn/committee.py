@@ -63,9 +63,10 @@ def from_file(init: InitialOverlaps):
     return (*init.spectrum.floats(), nested(init.r), nested(init.q), nested(init.t), init.spectrum.L)
 
 
-def integrate(structure, initial, eta, alpha, *, rtol=1e-9, atol=1e-12, verify=True):
+def integrate(structure, initial, eta, alpha, *, rtol=1e-9, atol=1e-12, verify=True, system=None):
     """eps_g(alpha) of `structure` (its L must match the initial state's groups) from `initial`
-    = (eigenvalues, fractions, r, q, t, L), float64, error-controlled."""
+    = (eigenvalues, fractions, r, q, t, L), float64, error-controlled.  `system` replaces the
+    structure's derived eigenmode system (one with the same symbols, e.g. a modified one)."""
     started = time.perf_counter()
     lam, frac, r, q, t, L = initial
     if L != structure.L:
@@ -78,7 +79,7 @@ def integrate(structure, initial, eta, alpha, *, rtol=1e-9, atol=1e-12, verify=T
         raise ExactdynError("alpha must be finite, >= 0 and increasing")
     if not math.isfinite(float(eta)) or float(eta) <= 0:
         raise ExactdynError("the learning rate eta must be positive")
-    system = derive(structure, "mode")
+    system = system or derive(structure, "mode")
     f = compile_system(system, "float")
     table = overlap_table(lam, frac, r, q, t, float(eta))
     y0, params = assign(system, table)

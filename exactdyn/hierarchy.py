@@ -16,9 +16,9 @@ import sympy as sp
 
 from .errors import ExactdynError
 from .exact import to_fraction
-from .gaussian import Polynomial
+from .gaussian import Polynomial, activation_from_name
 from .system import ODESystem
-from .config import output_weight, OUTPUT_WEIGHTS
+from .config import MAX_WIDTH, output_weight, OUTPUT_WEIGHTS
 
 ETA = sp.Symbol("eta", positive=True)
 ELL = sp.Symbol("l", integer=True, positive=True)
@@ -41,6 +41,20 @@ class Structure:
     def of(cls, model):
         return cls(model.activation, model.K, model.M, model.L, model.output_weights,
                    model.teacher_output_weights, model.loss_factor)
+
+    @classmethod
+    def named(cls, activation, K, M, L, output_weights=None, loss_factor=None):
+        """The papers' conventions by activation name: the quadratic network (MODEL.md section 2)
+        has mean output weights and loss (sigma - zeta)^2; the committee machines weights one and
+        loss (sigma - zeta)^2 / 2.  `activation` is a name or an Activation; `None` picks the default."""
+        quadratic_paper = activation == "quadratic"
+        act = activation_from_name(activation) if isinstance(activation, str) else activation
+        weights = output_weights or ("mean" if quadratic_paper else "one")
+        loss = loss_factor if loss_factor is not None else (1 if quadratic_paper else sp.Rational(1, 2))
+        for name, width in (("K (student width)", K), ("M (teacher width)", M)):
+            if isinstance(width, int) and not isinstance(width, bool) and width > MAX_WIDTH:
+                raise ExactdynError(f"{name} must be at most {MAX_WIDTH}, got {width}")
+        return cls(act, K, M, L, weights, weights, loss)
 
     def __post_init__(self):
         for name in ("K", "M", "L"):
