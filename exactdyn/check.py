@@ -38,6 +38,7 @@ JSON_KEYS = {"alpha", "eps_g", "eps_g_stderr", "eps_g_seeds", "R1", "Q1", "overl
 ACTIVATIONS = ("linear", "erf", "quadratic", "cubic")
 _COLUMN = re.compile(r"^(?:(alpha|eps_g|eps_g_stderr)|(R1|Q1)_(\d+)_(\d+)|([rq])(\d+)_(\d+)_(\d+))$")
 _FLOAT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_RATIO = re.compile(r"^[+-]?\d+/[1-9]\d*$")
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def _finite(value, where):
         raise ExactdynError(f"{where} must be a number, got a boolean")
     if isinstance(value, (int, float)):
         x = float(value)
-    elif isinstance(value, str) and _FLOAT.match(value.strip()):
-        x = float(value)
+    elif isinstance(value, str) and (_FLOAT.match(value.strip()) or _RATIO.match(value.strip())):
+        x = float(value) if _FLOAT.match(value.strip()) else float(to_fraction(value))
     else:
         kind = "text " + repr(value)[:30] if isinstance(value, str) else type(value).__name__
         raise ExactdynError(f"{where} must be a number, got {kind}")

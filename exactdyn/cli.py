@@ -341,6 +341,22 @@ def cmd_check(args, out):
     return 0 if report.consistent else 1
 
 
+# --- plot -----------------------------------------------------------------------------------
+
+def cmd_plot(args, out):
+    from .plotting import curve_from_file, plot_curves
+
+    if not args.out.lower().endswith(".png"):
+        raise ExactdynError(f"--out must name a .png file, got {args.out!r}")
+    curves, bands = [], []
+    for path in args.files:
+        label, alpha, eps, stderr = curve_from_file(path)
+        (bands.append((label, alpha, eps, stderr)) if stderr is not None else curves.append((label, alpha, eps)))
+    plot_curves(curves, args.out, bands=bands, title=args.title, scale=args.scale)
+    out.write(f"wrote {args.out}\n")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------
 
 def cmd_demo(args, out):
@@ -483,6 +499,13 @@ def build_parser():
     ch.add_argument("--format", choices=["text", "json"], default="text")
     ch.set_defaults(run=cmd_check)
 
+    pl = sub.add_parser("plot", help="learning curves from solve/simulate JSON outputs")
+    pl.add_argument("files", nargs="+", help="JSON outputs of solve or simulate")
+    pl.add_argument("--out", required=True, help="PNG file to write")
+    pl.add_argument("--scale", choices=["loglog", "semilogy", "linear"], default="loglog")
+    pl.add_argument("--title", default="", help="figure title")
+    pl.set_defaults(run=cmd_plot)
+
     demo = sub.add_parser("demo", help="the main job on built-in defaults")
     demo.add_argument("--N", type=positive_int, default=1024, help="input dimension of the simulation")
     demo.add_argument("--seeds", type=positive_int, default=6, help="number of simulation seeds (>= 2)")
@@ -496,7 +519,7 @@ def main(argv=None, out=None):
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
-            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, demo (see --help)")
+            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, demo (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)
