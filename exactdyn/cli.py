@@ -357,6 +357,52 @@ def cmd_plot(args, out):
     return 0
 
 
+# --- landscape ------------------------------------------------------------------------------
+
+def cmd_landscape(args, out):
+    import sympy as sp
+
+    from .quadratic import landscape
+
+    if args.K > 16 or args.M > 16:
+        raise ExactdynError("--K and --M must be at most 16")
+    classes = landscape(args.K, args.M, args.N, seed=args.seed)
+    rows = []
+    for c in classes:
+        exact = sorted(c.exact.items(), key=lambda kv: float(kv[0]))
+        numerical = list(c.numerical)
+        pairs = []
+        for value, mult in exact:
+            near = [nm for nm in numerical if abs(nm[0] - float(value)) <= 1e-7 * max(1.0, abs(float(value)))]
+            pairs.append((sp.sstr(value), float(value), mult, near[0][0] if near else None, near[0][1] if near else 0))
+            numerical = [nm for nm in numerical if nm not in near[:1]]
+        pairs += [(None, None, 0, v, m) for v, m in numerical]
+        rows.append((c, pairs))
+    if args.format == "json":
+        out.write(json.dumps([{"class": c.cls.name, "form": c.cls.description, "gradient_max": c.gradient_norm,
+                               "eigenvalues": [{"exact": e, "value": v, "multiplicity": m, "numerical": nv,
+                                                "numerical_multiplicity": nm} for e, v, m, nv, nm in pairs]}
+                              for c, pairs in rows], indent=1) + "\n")
+        return 0
+    out.write(f"quadratic network p = {args.K}, p* = {args.M}, N = {args.N}: population-risk Hessian "
+              f"({args.K * args.N} x {args.K * args.N}) at each stationary class\n"
+              "analytic: exact, reduced to dimension p + p* plus the bulk; numerical: numpy eigvalsh at a "
+              "randomly rotated copy\n")
+    for c, pairs in rows:
+        out.write(f"\n{c.cls.name}: {c.cls.description}   (largest |gradient| {c.gradient_norm:.1e})\n")
+        out.write(f"  {'eigenvalue (analytic)':<24}{'mult':>6}   {'numerical':>14}{'mult':>6}\n")
+        for e, v, m, nv, nm in pairs:
+            left = f"{e:<24}{m:>6}" if e is not None else f"{'-':<24}{0:>6}"
+            right = f"{(0.0 if abs(nv) < 1e-12 else nv):>14.8f}{nm:>6}" if nv is not None else f"{'-':>14}{0:>6}"
+            flag = "" if (m == nm) else "   <-- mismatch"
+            out.write(f"  {left}   {right}{flag}\n")
+        neg = sum(m for e, v, m, _, _ in pairs if e is not None and v < 0)
+        null = sum(m for e, v, m, _, _ in pairs if e is not None and v == 0)
+        pos = sum(m for e, v, m, _, _ in pairs if e is not None and v > 0)
+        out.write(f"  negative {neg}, null {null}, positive {pos}\n")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------
 
 def cmd_demo(args, out):
@@ -506,6 +552,14 @@ def build_parser():
     pl.add_argument("--title", default="", help="figure title")
     pl.set_defaults(run=cmd_plot)
 
+    la = sub.add_parser("landscape", help="quadratic network: Hessian spectra at the stationary points")
+    la.add_argument("--K", type=positive_int, default=4, help="student width p")
+    la.add_argument("--M", type=positive_int, default=2, help="teacher width p*")
+    la.add_argument("--N", type=positive_int, default=20, help="input dimension")
+    la.add_argument("--seed", type=int, default=0, help="seed of the random rotation of the numerical check")
+    la.add_argument("--format", choices=["text", "json"], default="text")
+    la.set_defaults(run=cmd_landscape)
+
     demo = sub.add_parser("demo", help="the main job on built-in defaults")
     demo.add_argument("--N", type=positive_int, default=1024, help="input dimension of the simulation")
     demo.add_argument("--seeds", type=positive_int, default=6, help="number of simulation seeds (>= 2)")
@@ -519,7 +573,7 @@ def main(argv=None, out=None):
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
-            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, demo (see --help)")
+            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, landscape, demo (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)
