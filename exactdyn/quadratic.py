@@ -129,6 +129,58 @@ def escape_law(system):
     return sp.simplify((mean_risk(0) - mean_risk(T_SYM)) / plateau)
 
 
+# --- trajectories in t = eta alpha -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Flow:
+    """The right-hand side d(rho, Q)/dt, t = eta alpha, compiled once: A + eta B (eta = 0: gradient flow)."""
+
+    system: QuadraticSystem
+    rhs: object   # numpy function of (state vector, eta)
+    risk: object  # numpy function of the state vector
+
+    def pack(self, rho, Q):
+        rho, Q = np.asarray(rho, float), np.asarray(Q, float)
+        p, ps = self.system.p, self.system.pstar
+        if rho.shape != (p, ps) or Q.shape != (p, p):
+            raise ExactdynError(f"rho must be {p} x {ps} and Q {p} x {p}")
+        lookup = {**{self.system.rho[k][l]: rho[k, l] for k in range(p) for l in range(ps)},
+                  **{self.system.Q[k][j]: Q[k, j] for k in range(p) for j in range(p)}}
+        return np.array([lookup[s] for s in self.system.states])
+
+    def unpack(self, y):
+        p, ps = self.system.p, self.system.pstar
+        where = {s: i for i, s in enumerate(self.system.states)}
+        rho = np.array([[y[where[self.system.rho[k][l]]] for l in range(ps)] for k in range(p)])
+        Q = np.array([[y[where[self.system.Q[k][j]]] for j in range(p)] for k in range(p)])
+        return rho, Q
+
+
+def compile_flow(system):
+    flow = system.flow(2)
+    args = [list(system.states), ETA]
+    rhs = sp.lambdify(args, [flow[s] for s in system.states], modules="numpy", cse=True)
+    risk = sp.lambdify([list(system.states)], system.risk, modules="numpy")
+    return Flow(system, lambda y, eta: np.array(rhs(y, eta), float), risk)
+
+
+def trajectory(flow, rho0, Q0, t, *, eta=0.0, rtol=1e-10, atol=1e-13):
+    """rho(t), Q(t) (arrays over t) and the risk along the derived dynamics in t = eta alpha
+    (eta = 0: gradient flow; eta > 0: the full ODE, eta^2 terms included), float64 DOP853."""
+    from scipy.integrate import solve_ivp
+
+    t = np.asarray(t, float)
+    if t.ndim != 1 or t[0] < 0 or np.any(np.diff(t) <= 0):
+        raise ExactdynError("t must be increasing and >= 0")
+    y0 = flow.pack(rho0, Q0)
+    sol = solve_ivp(lambda _, y: flow.rhs(y, eta), (0.0, t[-1]), y0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+    if sol.status != 0 or not np.all(np.isfinite(sol.y)):
+        raise ExactdynError(f"the integration failed ({sol.message}); is eta too large?")
+    states = [flow.unpack(y) for y in sol.y.T]
+    return (np.array([r for r, _ in states]), np.array([q for _, q in states]),
+            np.array([flow.risk(y) for y in sol.y.T]))
+
+
 # --- the conserved matrix S and the closest solution -------------------------------------------------
 
 def s_matrix(rho):

@@ -5,6 +5,7 @@ rotation invariant, so this loses nothing for the expected initial state).  Grou
 round(rho_k N) coordinates.  Records the overlaps per eigenvalue group at each requested alpha.
 """
 from dataclasses import dataclass
+import math
 
 import numpy as np
 from scipy.special import erf as _erf
@@ -105,7 +106,7 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
             xis = inputs[:, :chunk]
             # teacher outputs for the whole chunk at once; the student's need the current J
             zetas = w * g(np.matmul(xis, np.swapaxes(B, 1, 2)) * inv_sqrt_n).sum(2)  # S x chunk
-            for step in range(chunk):
+            for step in range(chunk):  # overflow is caught below as a diverged run
                 xi, zeta = xis[:, step], zetas[:, step]
                 x = np.matmul(J, xi[:, :, None])[:, :, 0] * inv_sqrt_n
                 delta = 2 * c * v * dg(x) * (zeta - v * g(x).sum(1))[:, None]
@@ -113,6 +114,8 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
             done += chunk
             bar.update(chunk)
         r, q = overlaps()
+        if not (np.all(np.isfinite(r)) and np.all(np.isfinite(q))):
+            raise ExactdynError(f"the SGD run diverged before alpha = {alpha[len(rs)]} (eta past the stability limit?)")
         rs.append(r)
         qs.append(q)
     bar.close()
@@ -123,3 +126,139 @@ def _progress(total, enabled):
     from tqdm import tqdm
 
     return tqdm(total=total, disable=not enabled, unit="step", desc="SGD", leave=False)
+
+
+# --- isotropic inputs: the exact overlap chain --------------------------------------------------------
+#
+# With xi ~ N(0, I_N) fresh at every step, the fields v = (J xi, B xi)/sqrt(N) are exactly Gaussian
+# with covariance C = [[Q, R], [R^T, T]] (the current overlaps, at finite N), and |xi|^2 splits
+# into |z|^2 (z the standard normals behind v = chol(C) z) plus an independent chi^2_{N-K-M}.  So
+# one-pass SGD moves the (K+M) x (K+M) overlap matrix as a Markov chain whose law is that of the
+# N-dimensional simulation, at a cost independent of N.
+
+def _chain_kernel():
+    import numba
+
+    @numba.njit(cache=True)
+    def g_and_dg(x, coeffs, is_erf):
+        if is_erf:
+            return math.erf(x / math.sqrt(2.0)), math.sqrt(2.0 / math.pi) * math.exp(-x * x / 2)
+        value, slope = 0.0, 0.0
+        for i in range(coeffs.shape[0] - 1, -1, -1):
+            slope = slope * x + value
+            value = value * x + coeffs[i]
+        return value, slope
+
+    @numba.njit(cache=True)
+    def run(C0, K, records, eta, N, v, w, c, coeffs, is_erf, seed):
+        np.random.seed(seed)
+        n = C0.shape[0]
+        C = C0.copy()
+        L = np.zeros((n, n))
+        z = np.empty(n)
+        f = np.empty(n)
+        delta = np.empty(K)
+        out = np.empty((records.shape[0], n, n))
+        step, r = 0, 0
+        while r < records.shape[0]:
+            while step < records[r]:
+                for i in range(n):  # Cholesky of C, in place into L
+                    for j in range(i + 1):
+                        s = C[i, j]
+                        for m in range(j):
+                            s -= L[i, m] * L[j, m]
+                        if i == j:
+                            if s <= 0.0:
+                                return out, step
+                            L[i, i] = math.sqrt(s)
+                        else:
+                            L[i, j] = s / L[j, j]
+                xi2 = np.random.chisquare(N - n) if N > n else 0.0
+                for i in range(n):
+                    z[i] = np.random.standard_normal()
+                    xi2 += z[i] * z[i]
+                for i in range(n):
+                    s = 0.0
+                    for j in range(i + 1):
+                        s += L[i, j] * z[j]
+                    f[i] = s
+                sigma, zeta = 0.0, 0.0
+                for i in range(K):
+                    sigma += v * g_and_dg(f[i], coeffs, is_erf)[0]
+                for i in range(K, n):
+                    zeta += w * g_and_dg(f[i], coeffs, is_erf)[0]
+                for i in range(K):
+                    delta[i] = 2.0 * c * v * g_and_dg(f[i], coeffs, is_erf)[1] * (zeta - sigma)
+                a = eta / N
+                for i in range(K):
+                    for j in range(K, n):
+                        C[i, j] += a * delta[i] * f[j]
+                        C[j, i] = C[i, j]
+                    for j in range(i, K):
+                        C[i, j] += a * (delta[i] * f[j] + delta[j] * f[i]) + a * a * xi2 * delta[i] * delta[j]
+                        C[j, i] = C[i, j]
+                step += 1
+            out[r] = C
+            r += 1
+        return out, step
+
+    return run
+
+
+def simulate_isotropic(structure, eta, alpha, *, N, seeds, initial, progress=False):
+    """One-pass SGD on isotropic inputs (Sigma = I) through the exact overlap chain (numba), for any
+    N at a cost independent of N.  `initial` is (R0 (K x M), Q0 (K x K), T0 (M x M)) shared by all
+    seeds, or a callable seed -> that triple.  Returns a Simulation with one eigenvalue group."""
+    K, M = structure.K, structure.M
+    if structure.L != 1:
+        raise ExactdynError("the overlap chain is for isotropic inputs (one eigenvalue group, L = 1)")
+    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
+        raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
+    if not np.isfinite(float(eta)) or float(eta) <= 0:
+        raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ExactdynError("give at least one seed")
+    alpha = tuple(float(a) for a in alpha)
+    if any(not np.isfinite(a) or a < 0 for a in alpha) or list(alpha) != sorted(alpha):
+        raise ExactdynError("alpha must be finite, >= 0 and increasing")
+    records = np.array([int(round(a * N)) for a in alpha], dtype=np.int64)
+    act = structure.activation
+    is_erf = isinstance(act, Erf)
+    coeffs = np.array([0.0] if is_erf else [float(x) for x in act.coeffs])
+    if not is_erf and not isinstance(act, Polynomial):
+        raise ExactdynError(f"no numeric form for activation {act!r}")
+    v = float(output_weight(structure.output_weights, K))
+    w = float(output_weight(structure.teacher_output_weights, M))
+    run = _chain_kernel()
+    rs, qs, ts = [], [], []
+    for s in _progress_iter(seeds, progress):
+        R0, Q0, T0 = (initial(s) if callable(initial) else initial)
+        C0 = np.block([[np.asarray(Q0, float), np.asarray(R0, float)], [np.asarray(R0, float).T, np.asarray(T0, float)]])
+        if C0.shape != (K + M, K + M):
+            raise ExactdynError(f"the initial overlaps must be R {K} x {M}, Q {K} x {K}, T {M} x {M}")
+        out, done = run(C0, K, records, float(eta), N, v, w, float(structure.loss_factor), coeffs, is_erf, int(s))
+        if done < records[-1]:
+            raise ExactdynError(f"seed {s}: the overlaps lost positive definiteness after {done} steps "
+                                "(the run diverged: eta past the stability limit?)")
+        rs.append(out[:, None, :K, K:])
+        qs.append(out[:, None, :K, :K])
+        ts.append(out[0, None, K:, K:])
+    return Simulation(alpha, N, seeds, (1.0,), (1.0,), np.stack(rs, 1), np.stack(qs, 1), np.stack(ts))
+
+
+def orthonormal_initial(K, M, N, seed):
+    """Overlaps of the quadratic-network paper's start: students and teacher each orthonormal with
+    norm sqrt(N), drawn independently, so Q = I, T = I and R ~ N(0, 1/N) (a finite-N draw)."""
+    rng = np.random.default_rng(seed)
+    if K + M > N:
+        raise ExactdynError("orthonormal students and teacher need N >= K + M")
+    J = np.linalg.qr(rng.normal(size=(N, K)))[0].T
+    B = np.linalg.qr(rng.normal(size=(N, M)))[0].T
+    return J @ B.T, np.eye(K), np.eye(M)
+
+
+def _progress_iter(items, enabled):
+    from tqdm import tqdm
+
+    return tqdm(items, disable=not enabled, unit="seed", desc="SGD", leave=False)
