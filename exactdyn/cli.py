@@ -140,6 +140,8 @@ def nonnegative_list(text):
 def cmd_solve(args, out):
     if args.activation != "linear":
         return _solve_committee(args, out)
+    if args.digits is None:
+        args.digits = DEFAULT_DIGITS
     from .solve_linear import solve_linear
 
     initial = None
@@ -225,8 +227,17 @@ def _solve_committee(args, out):
             initial = committee.expected_initial(lam, frac, model.K, model.M, sigma, seed=args.seed)
     structure = Structure.named(model.activation, model.K, model.M, initial[5], model.output_weights,
                                 model.loss_factor)
+    if args.digits is not None:
+        exact_spectrum = init.spectrum if args.init is not None else spectrum
+        if not exact_spectrum.exact:
+            raise ExactdynError("--digits (the high-precision path) needs an exact spectrum: whole-number --beta, "
+                                "--eigenvalues or --init")
+        if args.init is not None:
+            initial = (*initial[:2], init.r, init.q, init.t, initial[5])
+        exact = (list(exact_spectrum.eigenvalues), list(exact_spectrum.weights), *initial[2:])
+        return _solve_committee_high_precision(args, out, structure, exact)
     traj = committee.integrate(structure, initial, args.eta, args.alpha)
-    digits = min(traj.verified_digits, args.digits)
+    digits = traj.verified_digits
     if digits < 1:
         raise ExactdynError("no digit of eps_g could be verified (the tolerances disagree)")
     eps = [f"{e:.{digits}g}" for e in traj.eps_g]
@@ -240,6 +251,25 @@ def _solve_committee(args, out):
         from .plotting import plot_curves
 
         plot_curves([(f"{args.activation}, K={model.K}, M={model.M}", traj.alpha, traj.eps_g)], args.plot,
+                    title=f"{args.activation} committee machine, L={structure.L}, eta={args.eta}")
+    return 0
+
+
+def _solve_committee_high_precision(args, out, structure, initial):
+    """Nonlinear activations at --digits: Bulirsch-Stoer at mpmath precision, verified by a second run."""
+    from .highprec import integrate_mp
+
+    traj = integrate_mp(structure, initial, args.eta, args.alpha, digits=args.digits)
+    meta = {"activation": args.activation, "K": structure.K, "M": structure.M, "L": structure.L,
+            "output_weights": structure.output_weights, "eta": str(args.eta),
+            "route": "mpmath-mode (Bulirsch-Stoer)", "verified_digits": traj.digits, "working_precision_bits": traj.bits,
+            "status": "ok", "seconds": round(traj.seconds, 3)}
+    _write_curve(out, args.format, [str(a) for a in args.alpha], traj.decimals(), meta,
+                 f"{traj.digits} verified digits")
+    if args.plot:
+        from .plotting import plot_curves
+
+        plot_curves([(f"{args.activation}, K={structure.K}, M={structure.M}", traj.alpha, traj.eps_g)], args.plot,
                     title=f"{args.activation} committee machine, L={structure.L}, eta={args.eta}")
     return 0
 
@@ -506,7 +536,9 @@ def build_parser():
     so.add_argument("--eta", type=number, required=True, help="learning rate")
     so.add_argument("--sigma-J", type=number, default=0, help="student initial scale (expected initial state)")
     so.add_argument("--alpha", type=nonnegative_list, required=True, help="comma-separated times alpha")
-    so.add_argument("--digits", type=positive_int, default=DEFAULT_DIGITS, help="certified digits to print")
+    so.add_argument("--digits", type=positive_int,
+                    help=f"digits to certify (linear, default {DEFAULT_DIGITS}); for erf, quadratic, cubic: "
+                         "selects the high-precision path (default: float64)")
     so.add_argument("--route", choices=["mode", "moment"], default="mode",
                     help="eigenmode (secular equation, default: faster) or moment (shifted polynomial)")
     so.add_argument("--trainable", type=positive_int, help="only the first N eigenvalue groups are trainable")
