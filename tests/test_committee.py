@@ -23,7 +23,7 @@ def _sgd_eps(structure, sim, eta):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("L", [1, 4])
+@pytest.mark.parametrize("L", [1, 4, 16])
 @pytest.mark.parametrize("weights", ["one", "sqrt"])
 def test_erf_ode_matches_sgd_from_same_initial_overlaps(L, weights):
     K = M = 2

@@ -32,13 +32,14 @@ def test_high_precision_agrees_with_float64_where_float64_is_valid():
 
 
 @pytest.mark.slow
-def test_moment_and_mode_bases_agree_at_high_precision_L16():
+@pytest.mark.parametrize("L, alpha, digits", [(16, [0, 0.25], 20), (64, [0, 0.05], 15)])
+def test_moment_and_mode_bases_agree_at_high_precision(L, alpha, digits):
     """The moment hierarchy (Cayley-Hamilton closure, ill-conditioned in float64 from L ~ 8) and
-    the eigenmode system give the same 20 digits at L = 16."""
-    structure = Structure.named("erf", 2, 2, 16)
-    init = _initial(16)
-    mode = integrate_mp(structure, init, "0.5", [0, 0.25], digits=20, basis="mode")
-    moment = integrate_mp(structure, init, "0.5", [0, 0.25], digits=20, basis="moment")
+    the eigenmode system give the same digits at L = 16 and L = 64."""
+    structure = Structure.named("erf", 2, 2, L)
+    init = _initial(L)
+    mode = integrate_mp(structure, init, "0.5", alpha, digits=digits, basis="mode")
+    moment = integrate_mp(structure, init, "0.5", alpha, digits=digits, basis="moment")
     assert mode.decimals() == moment.decimals()
 
 
