@@ -1,6 +1,8 @@
 """Command line: a thin shell over the library.  Bad input: one line on stderr, exit status 2."""
 import argparse
+from fractions import Fraction
 import json
+import numpy as np
 import sys
 
 from .errors import ExactdynError
@@ -387,6 +389,47 @@ def cmd_plot(args, out):
     return 0
 
 
+# --- plateau --------------------------------------------------------------------------------
+
+def cmd_plateau(args, out):
+    import mpmath
+
+    from .hierarchy import Structure
+    from .plateau import find_plateau
+
+    if args.activation == "linear":
+        args.activation = "erf"  # the plateau command's default model
+    if not 0 < args.deviation < 1:
+        raise ExactdynError("--deviation must lie between 0 and 1")
+    spectrum = _spectrum_from_args(args, 17)
+    lam, frac = spectrum.floats()
+    structure = Structure.named(args.activation, args.K, args.M, spectrum.L, args.output_weights)
+    teacher = [(f * np.eye(args.M)).tolist() for f in frac]
+    pl = find_plateau(structure, lam, frac, teacher, args.eta, digits=args.digits)
+    d = args.digits
+    with mpmath.workprec(pl.bits):
+        show = lambda v: mpmath.nstr(v, d)
+        data = {"activation": args.activation, "K": args.K, "M": args.M, "L": spectrum.L, "eta": str(args.eta),
+                "digits": d, "eps_g": show(pl.eps_g), "escape_rate": show(pl.escape_rate),
+                "escape_time": show(pl.escape_time(args.deviation)), "deviation": str(args.deviation),
+                "groups": [{"lambda": f"{x:.17g}", "r": show(a), "q_diagonal": show(b), "q_offdiagonal": show(c)}
+                           for x, a, b, c in zip(lam, pl.x, pl.y, pl.z)],
+                "jacobian_eigenvalues": [mpmath.nstr(e, min(d, 12)) for e in pl.eigenvalues[:8]]}
+    if args.format == "json":
+        out.write(json.dumps(data, indent=1) + "\n")
+        return 0
+    out.write(f"symmetric plateau of the {args.activation} committee machine, K = {args.K}, M = {args.M}, "
+              f"{spectrum.label}, eta = {args.eta} ({d} digits; teacher t^k = rho_k I)\n")
+    out.write(f"eps_g on the plateau: {data['eps_g']}\n")
+    out.write(f"escape rate (largest Jacobian eigenvalue): {data['escape_rate']}\n")
+    out.write(f"escape time ln(1/d0)/rate for d0 = {args.deviation}: {data['escape_time']}\n")
+    out.write("fixed point per group (r_in, q_ii, q_ij):\n")
+    out.write("".join(f"  lambda = {g['lambda']}: {g['r']}  {g['q_diagonal']}  {g['q_offdiagonal']}\n"
+                      for g in data["groups"]))
+    out.write("leading Jacobian eigenvalues: " + ", ".join(data["jacobian_eigenvalues"]) + "\n")
+    return 0
+
+
 # --- landscape ------------------------------------------------------------------------------
 
 def cmd_landscape(args, out):
@@ -584,6 +627,16 @@ def build_parser():
     pl.add_argument("--title", default="", help="figure title")
     pl.set_defaults(run=cmd_plot)
 
+    pa = sub.add_parser("plateau", help="the symmetric plateau: fixed point, Jacobian spectrum, escape rate")
+    _add_model_arguments(pa, default_width=2)
+    _add_spectrum_arguments(pa)
+    pa.add_argument("--eta", type=number, required=True, help="learning rate")
+    pa.add_argument("--digits", type=positive_int, default=20, help="digits of the Newton solution")
+    pa.add_argument("--deviation", type=number, default=Fraction(1, 1000),
+                    help="symmetry-breaking deviation for the escape-time estimate (default 1e-3)")
+    pa.add_argument("--format", choices=["text", "json"], default="text")
+    pa.set_defaults(run=cmd_plateau)
+
     la = sub.add_parser("landscape", help="quadratic network: Hessian spectra at the stationary points")
     la.add_argument("--K", type=positive_int, default=4, help="student width p")
     la.add_argument("--M", type=positive_int, default=2, help="teacher width p*")
@@ -605,7 +658,7 @@ def main(argv=None, out=None):
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
-            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, landscape, demo (see --help)")
+            raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, plateau, landscape, demo (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)

@@ -1,0 +1,56 @@
+"""The symmetric plateau of the erf committee machine: Newton fixed point, escape rate, CLI."""
+import json
+
+import mpmath
+import numpy as np
+import pytest
+
+from exactdyn import Structure, power_law
+from exactdyn.cli import main
+from exactdyn.committee import integrate
+from exactdyn.plateau import find_plateau
+
+
+def _setup(L):
+    lam, frac = power_law(L, 1).floats()
+    return Structure.named("erf", 2, 2, L), lam, frac, [[[f, 0], [0, f]] for f in frac]
+
+
+@pytest.mark.parametrize("L", [1, 4])
+def test_escape_rate_predicts_the_plateau_length(L):
+    """Started on the fixed point with a symmetry-breaking deviation d0, the float64 ODE leaves the
+    plateau later by ln(1000)/rate when d0 shrinks from 1e-3 to 1e-6: the linearised escape."""
+    structure, lam, frac, t = _setup(L)
+    eta = 0.1
+    pl = find_plateau(structure, lam, frac, t, eta, digits=20)
+    assert pl.residual < mpmath.mpf(10) ** -20
+    assert pl.escape_rate > 0 and sum(1 for e in pl.eigenvalues if mpmath.re(e) > 0) == 1
+    G = np.random.default_rng(0).normal(size=(2, 2))
+    alpha = np.linspace(0, 4000, 4001)
+    exits = []
+    for d0 in (1e-3, 1e-6):
+        r = [(float(x) + d0 * f * G).tolist() for x, f in zip(pl.x, frac)]
+        q = [[[float(y), float(z)], [float(z), float(y)]] for y, z in zip(pl.y, pl.z)]
+        eps = np.array(integrate(structure, (lam, frac, r, q, t, L), eta, alpha, verify=False).eps_g)
+        assert abs(eps[0] / float(pl.eps_g) - 1) < 30 * d0  # the start is on the plateau, up to the deviation
+        exits.append(alpha[np.argmax(eps < float(pl.eps_g) / 2)])
+    predicted = float(pl.escape_time(1e-6) - pl.escape_time(1e-3))
+    assert abs((exits[1] - exits[0]) / predicted - 1) < 0.01
+
+
+def test_plateau_digits_survive_a_recomputation_at_higher_precision():
+    structure, lam, frac, t = _setup(2)
+    low = find_plateau(structure, lam, frac, t, 0.1, digits=20)
+    high = find_plateau(structure, lam, frac, t, 0.1, digits=40)
+    with mpmath.workprec(high.bits):
+        for a, b in ((low.eps_g, high.eps_g), (low.escape_rate, high.escape_rate), (low.x[0], high.x[0])):
+            assert abs(a - b) <= mpmath.mpf(10) ** -20 * abs(b)
+
+
+def test_plateau_cli(capsys):
+    assert main(["plateau", "--K", "2", "--M", "2", "--L", "2", "--eta", "0.1", "--digits", "15",
+                 "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert float(data["escape_rate"]) > 0 and float(data["eps_g"]) > 0 and len(data["groups"]) == 2
+    assert main(["plateau", "--K", "1", "--M", "1", "--L", "2", "--eta", "0.1"]) == 2
+    assert "K >= 2" in capsys.readouterr().err
