@@ -131,3 +131,41 @@ def _jacobian(rhs, y, bits):
             down[j] -= h
             cols.append([(a - b) / (2 * h) for a, b in zip(rhs(up), rhs(down))])
     return [[cols[j][i] for j in range(len(y))] for i in range(len(y))]
+
+
+@dataclass(frozen=True)
+class LateTime:
+    """The linearisation at the specialised fixed point (student i = teacher i: r^k = q^k = t^k,
+    zero error, K = M): the Jacobian's eigenvalues (descending real parts; all negative when the
+    point attracts).  eps_g is quadratic in the deviation there, so it decays as a weighted sum of
+    exp((mu_a + mu_b) alpha), led at late times by exp(2 mu_slowest alpha)."""
+
+    eigenvalues: tuple
+    slowest: object
+    fastest: object
+    slowest_vector: tuple  # right eigenvector of the slowest mode, ordered as the system's states
+    states: tuple          # names of the states
+    digits: int
+    bits: int
+
+
+def late_time_linearisation(structure, lam, frac, t, eta, *, digits=20):
+    K, M, L = structure.K, structure.M, structure.L
+    if K != M:
+        raise ExactdynError("the specialised fixed point r = q = t needs K = M")
+    system = derive(structure, "mode")
+    f = compile_system(system, "mpmath")
+    bits = bits_for_digits(digits) + 32
+    with working_precision(bits):
+        mp = lambda v: mpmath.mpf(v) if not hasattr(v, "numerator") else mpmath.mpf(v.numerator) / v.denominator
+        blocks = [[[mp(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
+        table = overlap_table([mp(x) for x in lam], [mp(x) for x in frac], blocks, blocks, blocks, mp(eta))
+        y_star, params = assign(system, table)
+        residual = max(abs(v) for v in f.rhs(y_star, params))
+        if residual > mpmath.mpf(10) ** -digits:
+            raise PrecisionError("r = q = t is not a fixed point of this system")
+        eig, vectors = mpmath.eig(mpmath.matrix(_jacobian(lambda y: f.rhs(y, params), y_star, bits)), left=False)
+        order = sorted(range(len(eig)), key=lambda i: -mpmath.re(eig[i]))
+        slow = [mpmath.re(vectors[j, order[0]]) for j in range(len(eig))]
+    return LateTime(tuple(eig[i] for i in order), mpmath.re(eig[order[0]]), mpmath.re(eig[order[-1]]), tuple(slow),
+                    tuple(str(s) for s in system.states), digits, bits)
