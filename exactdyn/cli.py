@@ -261,7 +261,7 @@ def _solve_committee_high_precision(args, out, structure, initial):
     """Nonlinear activations at --digits: Bulirsch-Stoer at mpmath precision, verified by a second run."""
     from .highprec import integrate_mp
 
-    traj = integrate_mp(structure, initial, args.eta, args.alpha, digits=args.digits)
+    traj = integrate_mp(structure, initial, args.eta, args.alpha, digits=args.digits, progress=sys.stderr.isatty())
     meta = {"activation": args.activation, "K": structure.K, "M": structure.M, "L": structure.L,
             "output_weights": structure.output_weights, "eta": str(args.eta),
             "route": "mpmath-mode (Bulirsch-Stoer)", "verified_digits": traj.digits, "working_precision_bits": traj.bits,

@@ -84,11 +84,13 @@ def _next_step(h, level, err, tol):
     return h * min(max(factor, 0.3), 3.0)
 
 
-def _integrate(f, y0, alphas, tol, h0):
+def _integrate(f, y0, alphas, tol, h0, progress=False):
     """States at each alpha (ascending, from 0) by adaptive Bulirsch-Stoer steps."""
+    from tqdm import tqdm
+
     y, t, h = list(y0), mpmath.mpf(0), mpmath.mpf(h0)
     out, steps = [], 0
-    for target in alphas:
+    for target in tqdm(alphas, disable=not progress, unit="alpha", desc="high precision", leave=False):
         while t < target:
             step = min(h, target - t)
             new, level, err = _bs_step(f, y, step, tol)
@@ -106,7 +108,7 @@ def _integrate(f, y0, alphas, tol, h0):
     return out, steps
 
 
-def integrate_mp(structure, initial, eta, alpha, *, digits=30, basis="mode", h0=0.1):
+def integrate_mp(structure, initial, eta, alpha, *, digits=30, basis="mode", h0=0.1, progress=False):
     """eps_g(alpha) of the derived `basis` system to `digits` verified digits.
 
     ``initial`` = (eigenvalues, fractions, r, q, t, L) with exact entries (Fractions, ints or
@@ -141,7 +143,7 @@ def integrate_mp(structure, initial, eta, alpha, *, digits=30, basis="mode", h0=
             table = overlap_table(lam_mp, frac_mp, blocks(r), blocks(q), blocks(t), _mp(eta), coefficients)
             y0, params = assign(system, table)
             rhs = lambda y: f.rhs(y, params)
-            states, steps = _integrate(rhs, y0, [_mp(a) for a in alphas], mpmath.mpf(10) ** -tol_digits, h0)
+            states, steps = _integrate(rhs, y0, [_mp(a) for a in alphas], mpmath.mpf(10) ** -tol_digits, h0, progress)
             return [f.eps_g(s, params) for s in states], states, steps
 
     bits = bits_for_digits(digits) + 32

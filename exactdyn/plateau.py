@@ -150,7 +150,7 @@ class LateTime:
 
 
 def late_time_linearisation(structure, lam, frac, t, eta, *, digits=20):
-    K, M, L = structure.K, structure.M, structure.L
+    K, M = structure.K, structure.M
     if K != M:
         raise ExactdynError("the specialised fixed point r = q = t needs K = M")
     system = derive(structure, "mode")

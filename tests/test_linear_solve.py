@@ -1,4 +1,6 @@
 """Exact linear learning curves: two routes, higher precision, finite-N SGD, approximations."""
+from fractions import Fraction
+
 import flint
 import numpy as np
 import pytest
@@ -149,3 +151,34 @@ def test_fast_shifted_coefficients_match_the_derived_formula():
         eta = flint.arb("0.37")
         for fast, slow in zip(_shifted_coefficients(c, tau, eta), shifted_coefficient_formula(12, c, tau, eta)):
             assert fast.overlaps(slow) and fast.rad() < flint.arb(10) ** -400 * (1 + abs(slow.mid()))
+
+
+def test_random_subspace_limit_against_a_haar_projection():
+    """The deterministic-equivalent limit against (1/2N) tr[Sigma - Sigma U (U^T Sigma U)^-1 U^T Sigma]
+    for one Haar-random U at N = 1600 (finite-N fluctuations well under 1%)."""
+    from exactdyn.solve_linear import random_subspace_limit
+
+    spec = power_law(8, 1)
+    lam, rho = spec.floats()
+    N = 1600
+    diag = np.repeat(lam, [round(r * N) for r in rho])
+    rng = np.random.default_rng(0)
+    for fraction in ("1/10", "1/4", "1/2"):
+        n = round(float(Fraction(fraction)) * N)
+        U = np.linalg.qr(rng.normal(size=(N, n)))[0]
+        SU = diag[:, None] * U
+        finite = (diag.sum() - np.trace(np.linalg.solve(U.T @ SU, SU.T @ SU))) / (2 * N)
+        assert abs(float(random_subspace_limit(spec, fraction, digits=20)) / finite - 1) < 0.01
+
+
+def test_feature_scaling_limits_follow_a_power_law_in_the_trainable_dimension():
+    """beta = 1, L = 400: the eigenbasis limit and the random-basis limit both fall as N_l^-beta."""
+    from exactdyn.solve_linear import random_subspace_limit
+
+    spec = power_law(400, 1)
+    counts = [4, 8, 16, 32, 64]
+    eigen = [float(solve_linear(spec, "0.5", [0], trainable=n, digits=10).plateau.mid()) for n in counts]
+    random = [float(random_subspace_limit(spec, Fraction(n, 400), digits=15)) for n in counts]
+    for values in (eigen, random):
+        slope = np.polyfit(np.log(counts), np.log(values), 1)[0]
+        assert abs(slope + 1) < 0.1
