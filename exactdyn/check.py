@@ -19,14 +19,13 @@ import csv
 import io
 import json
 import math
-import os
 import re
 
 import numpy as np
 
 from .errors import ExactdynError
 from .exact import to_fraction
-from .initfile import MAX_BYTES, parse_initial
+from .initfile import checked_size, parse_initial
 
 CONFIG_KEYS = {"activation", "eta", "output_weights", "N", "seeds", "K", "M", "L"}
 # keys `solve` and `simulate` write that a check does not need
@@ -130,13 +129,7 @@ def _alpha(values):
 
 
 def _load_text(path):
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise ExactdynError(f"cannot read {path}: {exc.strerror}") from None
-    if size > MAX_BYTES:
-        raise ExactdynError(f"{path} is larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    if size == 0:
+    if checked_size(path) == 0:
         raise ExactdynError(f"{path} is empty")
     try:
         with open(path, encoding="utf-8") as fh:

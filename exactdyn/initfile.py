@@ -93,14 +93,20 @@ def parse_initial(data):
     return init
 
 
-def read_initial(path):
-    """Read and validate an initial-overlap file (a clear ExactdynError for anything malformed)."""
+def checked_size(path):
+    """The file's size in bytes; a clear error when it cannot be read or exceeds MAX_BYTES."""
     try:
         size = os.path.getsize(path)
     except OSError as exc:
         raise ExactdynError(f"cannot read {path}: {exc.strerror}") from None
     if size > MAX_BYTES:
         raise ExactdynError(f"{path} is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    return size
+
+
+def read_initial(path):
+    """Read and validate an initial-overlap file (a clear ExactdynError for anything malformed)."""
+    checked_size(path)
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh, parse_float=Fraction, parse_constant=_reject_constant)

@@ -44,6 +44,21 @@ class Simulation:
     t: np.ndarray
 
 
+def _run_arguments(N, eta, seeds, alpha):
+    """Validated (seeds, alpha) of an SGD run; N and eta are checked too."""
+    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
+        raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
+    if not np.isfinite(float(eta)) or float(eta) <= 0:
+        raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ExactdynError("give at least one seed")
+    alpha = tuple(float(a) for a in alpha)
+    if any(not np.isfinite(a) or a < 0 for a in alpha) or list(alpha) != sorted(alpha):
+        raise ExactdynError("alpha must be finite, >= 0 and increasing")
+    return seeds, alpha
+
+
 def group_sizes(fractions, N):
     sizes = [f * N for f in fractions]
     rounded = [int(round(s)) for s in sizes]
@@ -59,16 +74,7 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
     Each seed draws its own teacher and student, unless `init_seed` is given: then every seed
     starts from the one draw of `init_seed` (same initial overlaps) and only the data differ."""
     K, M = structure.K, structure.M
-    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-        raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
-    if not np.isfinite(float(eta)) or float(eta) <= 0:
-        raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ExactdynError("give at least one seed")
-    alpha = tuple(float(a) for a in alpha)
-    if any(not np.isfinite(a) or a < 0 for a in alpha) or list(alpha) != sorted(alpha):
-        raise ExactdynError("alpha must be finite, >= 0 and increasing")
+    seeds, alpha = _run_arguments(N, eta, seeds, alpha)
     steps = [int(round(a * N)) for a in alpha]
     if steps[-1] > MAX_STEPS:
         raise ExactdynError(f"alpha = {alpha[-1]} at N = {N} is more than {MAX_STEPS} SGD steps")
@@ -212,16 +218,7 @@ def simulate_isotropic(structure, eta, alpha, *, N, seeds, initial, progress=Fal
     K, M = structure.K, structure.M
     if structure.L != 1:
         raise ExactdynError("the overlap chain is for isotropic inputs (one eigenvalue group, L = 1)")
-    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-        raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
-    if not np.isfinite(float(eta)) or float(eta) <= 0:
-        raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ExactdynError("give at least one seed")
-    alpha = tuple(float(a) for a in alpha)
-    if any(not np.isfinite(a) or a < 0 for a in alpha) or list(alpha) != sorted(alpha):
-        raise ExactdynError("alpha must be finite, >= 0 and increasing")
+    seeds, alpha = _run_arguments(N, eta, seeds, alpha)
     records = np.array([int(round(a * N)) for a in alpha], dtype=np.int64)
     act = structure.activation
     is_erf = isinstance(act, Erf)
