@@ -44,6 +44,11 @@ class Plateau:
             return mpmath.log(mpmath.mpf(d.denominator) / d.numerator) / self.escape_rate
 
 
+def _as_mpf(v):
+    """An mpf at the working precision: floats exactly as stored, rationals divided out."""
+    return mpmath.mpf(v) if not hasattr(v, "numerator") else mpmath.mpf(v.numerator) / v.denominator
+
+
 def _symmetric(teacher, M):
     for k, t in enumerate(teacher):
         t = np.asarray(t, float)
@@ -74,11 +79,10 @@ def find_plateau(structure, lam, frac, t, eta, *, digits=30, guess_alpha=400.0):
         guess += [end[f"r{k}_1_1"], end[f"q{k}_1_1"], end[f"q{k}_1_2"]]
     bits = bits_for_digits(digits) + 32
     with working_precision(bits):
-        mp = lambda v: mpmath.mpf(v) if not hasattr(v, "numerator") else mpmath.mpf(v.numerator) / v.denominator
-        blocks = [[[mp(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
-        base = overlap_table([mp(x) for x in lam], [mp(x) for x in frac],
+        blocks = [[[_as_mpf(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
+        base = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac],
                              [[[mpmath.mpf(0)] * M for _ in range(K)] for _ in range(L)],
-                             [[[mpmath.mpf(0)] * K for _ in range(K)] for _ in range(L)], blocks, mp(eta))
+                             [[[mpmath.mpf(0)] * K for _ in range(K)] for _ in range(L)], blocks, _as_mpf(eta))
         _, params = assign(system, base)
         index = {n: i for i, n in enumerate(names)}
 
@@ -157,9 +161,8 @@ def late_time_linearisation(structure, lam, frac, t, eta, *, digits=20):
     f = compile_system(system, "mpmath")
     bits = bits_for_digits(digits) + 32
     with working_precision(bits):
-        mp = lambda v: mpmath.mpf(v) if not hasattr(v, "numerator") else mpmath.mpf(v.numerator) / v.denominator
-        blocks = [[[mp(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
-        table = overlap_table([mp(x) for x in lam], [mp(x) for x in frac], blocks, blocks, blocks, mp(eta))
+        blocks = [[[_as_mpf(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
+        table = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac], blocks, blocks, blocks, _as_mpf(eta))
         y_star, params = assign(system, table)
         residual = max(abs(v) for v in f.rhs(y_star, params))
         if residual > mpmath.mpf(10) ** -digits:
