@@ -20,6 +20,7 @@ import numpy as np
 from .errors import ExactdynError, PrecisionError
 from .exact import certified_decimal, to_fraction, to_fmpq
 from .precision import bits_for_digits, working_precision
+from .spectrum import Spectrum
 
 ROUTES = ("mode", "moment")
 MAX_BITS = 1 << 22
@@ -237,13 +238,16 @@ def _alpha_list(alpha):
 
 
 def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, route="mode",
-                 trainable=None, max_bits=MAX_BITS):
+                 trainable=None, source=0, max_bits=MAX_BITS):
     """eps_g(alpha) of the linear network (loss 1/2 (sigma - zeta)^2, K = M = 1), certified to `digits`.
 
     ``initial``: d^k at alpha = 0 per eigenvalue group (default: the expected value for
     B ~ N(0, I), J ~ N(0, sigma_J^2 I)).  ``trainable``: only the first `trainable` eigenvalue
-    groups of the student move (feature scaling; eigenmode route); the others keep their error.  The working precision starts from an estimate and is
-    doubled until every eps_g ball pins down `digits` digits (PrecisionError past `max_bits`).
+    groups of the student move (feature scaling; eigenmode route); the others keep their error.
+    ``source``: sum lambda d of error directions outside the spectrum that the student cannot
+    reach (eigenmode route), e.g. the teacher's part outside a trainable subspace.  The working
+    precision starts from an estimate and is doubled until every eps_g ball pins down `digits`
+    digits (PrecisionError past `max_bits`).
     """
     started = time.perf_counter()
     if route not in ROUTES:
@@ -261,8 +265,11 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     if trainable is not None:
         if isinstance(trainable, bool) or not isinstance(trainable, int) or not 1 <= trainable <= L:
             raise ExactdynError(f"trainable must be a whole number from 1 to L = {L}, got {trainable!r}")
-        if route != "mode":
-            raise ExactdynError("feature scaling (trainable) is solved by the eigenmode route")
+    source_q = to_fmpq(source, "source")
+    if source_q < 0:
+        raise ExactdynError(f"the error source must be >= 0, got {source}")
+    if (trainable is not None or source_q != 0) and route != "mode":
+        raise ExactdynError("feature scaling (trainable, source) is solved by the eigenmode route")
     lam_f, rho_f = spectrum.floats()
     if not all(math.isfinite(x) and x > 0 for x in lam_f):
         raise ExactdynError("eigenvalues must be positive and within float range for the root brackets")
@@ -283,7 +290,7 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
         try:
             with working_precision(bits):
                 eps, rates, coefs, plateau, limit = _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits,
-                                                              n_train)
+                                                              n_train, source_q)
             if all(x.is_finite() and (x.rel_accuracy_bits() >= need) for x in eps):
                 break
         except PrecisionError:
@@ -296,17 +303,17 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
                           "ok" if stable else "unstable", time.perf_counter() - started)
 
 
-def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train):
+def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train, source):
     eta = flint.arb(eta_q)
     lam = [_ball(x) for x in spectrum.eigenvalues]
     rho = [_ball(w) for w in spectrum.weights]
     d0b = [_ball(x) for x in d0]
     plateau = flint.arb(0)
-    if n_train < len(lam):
+    if n_train < len(lam) or source != 0:
         # Frozen groups feed a constant into the trainable ones: dd/dalpha = M d + eta^2 a F with
-        # F = sum_frozen lambda_k d^k.  The fixed point has d*_k = (eta/2) rho_k E, E = F / (1 - (eta/2)
+        # F = source + sum_frozen lambda_k d^k.  The fixed point has d*_k = (eta/2) rho_k E, E = F / (1 - (eta/2)
         # sum_trainable rho_k lambda_k); the trainable part relaxes towards it.
-        frozen = sum((x * d for x, d in zip(lam[n_train:], d0b[n_train:])), flint.arb(0))
+        frozen = sum((x * d for x, d in zip(lam[n_train:], d0b[n_train:])), flint.arb(source))
         E = frozen / (1 - eta / 2 * sum((r * x for r, x in zip(rho[:n_train], lam[:n_train])), flint.arb(0)))
         plateau = E / 2
         d0b = [d - eta / 2 * r * E for d, r in zip(d0b[:n_train], rho[:n_train])]
@@ -407,3 +414,87 @@ def random_subspace_limit(spectrum, fraction, *, sigma_J=0, digits=30):
     if agree < digits:
         raise PrecisionError(f"only {agree} digits of the random-subspace limit agree at two precisions")
     return b
+
+
+@dataclass(frozen=True)
+class RandomBasisCurve:
+    """eps_g(alpha) for a student trainable in Haar-random subspaces: one exact curve per draw
+    (rows of ``per_draw``), their mean and spread, and each draw's alpha -> infinity error (with its eta^2 excess)."""
+
+    alpha: tuple
+    per_draw: tuple
+    limits: tuple
+    N: int
+    trainable: int
+
+    @property
+    def eps_g(self):
+        return tuple(float(x) for x in np.mean(self.per_draw, axis=0))
+
+    @property
+    def spread(self):
+        """Standard deviation over draws (zero for a single draw)."""
+        if len(self.per_draw) == 1:
+            return (0.0,) * len(self.alpha)
+        return tuple(float(x) for x in np.std(self.per_draw, axis=0, ddof=1))
+
+
+def haar_subspace(N, n, seed):
+    """An N x n matrix with orthonormal columns spanning a Haar-random subspace (draw `seed`)."""
+    Q, R = np.linalg.qr(np.random.default_rng(seed).normal(size=(N, n)))
+    return Q * np.sign(np.diag(R))  # fixes QR's sign convention, which would bias the draw
+
+
+def random_basis_curve(spectrum, fraction, eta, alpha, *, N, draws=(0,), sigma_J=0, digits=12):
+    """eps_g(alpha) of a linear student (K = M = 1) that moves only in a Haar-random subspace U of
+    dimension fraction * N of the N-dimensional input, averaged over teacher and initialisation.
+
+    In the eigenbasis of A = U^T Sigma U (eigenvalues a_i) the error against the subspace's best fit
+    obeys the linear-network equations with N_l modes of weight 1/N; the teacher's residual outside
+    the subspace is uncorrelated with U^T x, hence independent of it (Gaussian inputs), and enters
+    the eta^2 term as the constant source 2 eps_inf.  Each draw's curve is `solve_linear` on that
+    spectrum, certified for the draw's float64 eigenpairs.  The O(1/N) rate term 2 eta^2 a_i^2 / N is
+    dropped, as in every ODE here."""
+    from .simulate import group_sizes
+
+    f = to_fraction(fraction, "fraction")
+    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
+        raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
+    n = f * N
+    if not 0 < f < 1 or n.denominator != 1:
+        raise ExactdynError(f"the trainable fraction must lie in (0, 1) with fraction x N whole, got {fraction}")
+    n = int(n)
+    scale = 1 + to_fraction(sigma_J, "sigma_J") ** 2
+    lam, rho = spectrum.floats()
+    diag = np.repeat(lam, group_sizes(rho, N))
+    alphas = _alpha_list(alpha)
+    curves, limits = [], []
+    for seed in draws:
+        U = haar_subspace(N, n, seed)
+        SU = diag[:, None] * U
+        a, V = np.linalg.eigh(U.T @ SU)
+        if a[0] <= 0:
+            raise ExactdynError("U^T Sigma U is singular at float64 precision: use a smaller fraction")
+        M = (V.T @ SU.T) / a[:, None]  # rows: the best fit's coordinates per unit teacher
+        d = (M * M).sum(1) / N
+        eps_inf = (diag.sum() - (a * (M * M).sum(1)).sum()) / (2 * N)
+        base, weights, d0 = [], [], []  # eigenvalues descending; ties at float64 share one group
+        for i in range(len(a) - 1, -1, -1):
+            q = to_fmpq(float(a[i]))
+            if base and base[-1] == q:
+                weights[-1] += flint.fmpq(1, N)
+                d0[-1] += to_fmpq(float(d[i]))
+            else:
+                base.append(q)
+                weights.append(flint.fmpq(1, N))
+                d0.append(to_fmpq(float(d[i])))
+        scale_q = flint.fmpq(scale.numerator, scale.denominator)
+        sub = Spectrum(flint.fmpq(1), tuple(base), tuple(weights), None, f"random subspace of {n}/{N}")
+        sol = solve_linear(sub, eta, alphas, initial=[x * scale_q for x in d0],
+                           source=to_fmpq(float(2 * eps_inf)) * scale_q, digits=digits)
+        if sol.status != "ok":
+            raise ExactdynError(f"eta = {eta} is past the stability limit "
+                                f"{float(sol.stability_limit.mid()):.6g} of the subspace dynamics")
+        curves.append([float(x.mid()) for x in sol.eps_g])
+        limits.append(float(sol.plateau.mid()))
+    return RandomBasisCurve(alphas, tuple(map(tuple, curves)), tuple(limits), N, n)

@@ -182,3 +182,58 @@ def test_feature_scaling_limits_follow_a_power_law_in_the_trainable_dimension():
     for values in (eigen, random):
         slope = np.polyfit(np.log(counts), np.log(values), 1)[0]
         assert abs(slope + 1) < 0.1
+
+
+def test_random_basis_curve_against_sgd_in_the_same_subspace():
+    """One-pass SGD of a student confined to one Haar subspace (numpy, written here) against the
+    exact curve for that subspace; the eigenbasis curve with as many trainable directions is far off."""
+    from exactdyn.solve_linear import haar_subspace, random_basis_curve
+
+    spec = power_law(8, 1)
+    lam, _ = spec.floats()
+    N, n, eta, seeds, alpha = 1024, 256, 0.5, 16, [0.5, 1, 2, 4]
+    diag = np.repeat(lam, N // 8)
+    U = haar_subspace(N, n, 0)
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(seeds, N)) * np.sqrt(1.25)  # B - J0 with sigma_J = 0.5
+    w = np.zeros((seeds, n))
+    eps, step = [], 0
+    for a in alpha:
+        while step < a * N:
+            x = rng.normal(size=(seeds, N)) * np.sqrt(diag)
+            y = x @ U
+            w += (eta / N) * ((x * target).sum(1) - (y * w).sum(1))[:, None] * y
+            step += 1
+        r = target - w @ U.T
+        eps.append(0.5 * (r * r * diag).sum(1) / N)
+    eps = np.array(eps)
+    mean, se = eps.mean(1), eps.std(1, ddof=1) / np.sqrt(seeds)
+    exact = random_basis_curve(spec, "1/4", "0.5", alpha, N=N, draws=[0], sigma_J="0.5").eps_g
+    eigen = solve_linear(spec, "0.5", alpha, trainable=2, sigma_J="0.5", digits=10).eps_g
+    for m, s, e, g in zip(mean, se, exact, eigen):
+        assert abs(m - e) < 3 * s
+        assert abs(m - float(g.mid())) > 10 * s
+
+
+def test_random_basis_curve_tends_to_the_deterministic_limit_and_self_averages():
+    """Small eta: each draw's alpha -> infinity error is the Haar limit up to finite-N scatter, and the
+    scatter of the curves over draws shrinks as 1/N (a linear spectral statistic), not 1/sqrt(N)."""
+    from exactdyn.solve_linear import random_basis_curve, random_subspace_limit
+
+    spec = power_law(4, 1)
+    limit = float(random_subspace_limit(spec, "1/4", digits=15))
+    spreads = []
+    for N in (128, 1024):
+        curve = random_basis_curve(spec, "1/4", "0.001", [200, 2000], N=N, draws=range(10))
+        assert all(abs(x / limit - 1) < 20 / N for x in curve.limits)
+        spreads.append(curve.spread[0])
+    assert 4.5 < spreads[0] / spreads[1] < 16  # 8 expected; 1/sqrt(N) would give 2.8
+
+
+def test_random_basis_curve_rejects_bad_requests():
+    from exactdyn.solve_linear import random_basis_curve
+
+    spec = power_law(4, 1)
+    for fraction, N, eta in (("1/3", 64, "0.5"), ("1", 64, "0.5"), ("1/4", 1, "0.5"), ("1/4", 64, "40")):
+        with pytest.raises(ExactdynError):
+            random_basis_curve(spec, fraction, eta, [1], N=N)
