@@ -394,8 +394,9 @@ def cmd_plot(args, out):
 def cmd_plateau(args, out):
     import mpmath
 
+    from .committee import finite_n_initial
     from .hierarchy import Structure
-    from .plateau import find_plateau
+    from .plateau import approximate_plateau, find_plateau
 
     if args.activation == "linear":
         args.activation = "erf"  # the plateau command's default model
@@ -404,27 +405,36 @@ def cmd_plateau(args, out):
     spectrum = _spectrum_from_args(args, 17)
     lam, frac = spectrum.floats()
     structure = Structure.named(args.activation, args.K, args.M, spectrum.L, args.output_weights)
-    teacher = [(f * np.eye(args.M)).tolist() for f in frac]
+    if args.N is None:
+        teacher, source = [(f * np.eye(args.M)).tolist() for f in frac], "t^k = rho_k I"
+    else:
+        teacher = finite_n_initial(lam, frac, args.K, args.M, args.N, args.seed, 0.0)[4]
+        source = f"a teacher drawn at N = {args.N}, seed {args.seed}"
     pl = find_plateau(structure, lam, frac, teacher, args.eta, digits=args.digits)
+    ap = approximate_plateau(structure, lam, frac, teacher, args.eta, digits=args.digits)
     d = args.digits
     with mpmath.workprec(pl.bits):
         show = lambda v: mpmath.nstr(v, d)
+        summary = lambda p: {"eps_g": show(p.eps_g), "escape_rate": show(p.escape_rate),
+                             "escape_time": show(p.escape_time(args.deviation))}
         data = {"activation": args.activation, "K": args.K, "M": args.M, "L": spectrum.L, "eta": str(args.eta),
-                "digits": d, "eps_g": show(pl.eps_g), "escape_rate": show(pl.escape_rate),
-                "escape_time": show(pl.escape_time(args.deviation)), "deviation": str(args.deviation),
-                "groups": [{"lambda": f"{x:.17g}", "r": show(a), "q_diagonal": show(b), "q_offdiagonal": show(c)}
-                           for x, a, b, c in zip(lam, pl.x, pl.y, pl.z)],
-                "jacobian_eigenvalues": [mpmath.nstr(e, min(d, 12)) for e in pl.eigenvalues[:8]]}
+                "digits": d, "teacher": source, **summary(pl), "deviation": str(args.deviation),
+                "groups": [{"lambda": f"{x:.17g}", "r": [show(v) for v in a], "q_diagonal": show(b),
+                            "q_offdiagonal": show(c)} for x, a, b, c in zip(lam, pl.x, pl.y, pl.z)],
+                "jacobian_eigenvalues": [mpmath.nstr(e, min(d, 12)) for e in pl.eigenvalues[:8]],
+                "approximation": {"made": ap.approximation, **summary(ap)}}
     if args.format == "json":
         out.write(json.dumps(data, indent=1) + "\n")
         return 0
-    out.write(f"symmetric plateau of the {args.activation} committee machine, K = {args.K}, M = {args.M}, "
-              f"{spectrum.label}, eta = {args.eta} ({d} digits; teacher t^k = rho_k I)\n")
-    out.write(f"eps_g on the plateau: {data['eps_g']}\n")
-    out.write(f"escape rate (largest Jacobian eigenvalue): {data['escape_rate']}\n")
-    out.write(f"escape time ln(1/d0)/rate for d0 = {args.deviation}: {data['escape_time']}\n")
-    out.write("fixed point per group (r_in, q_ii, q_ij):\n")
-    out.write("".join(f"  lambda = {g['lambda']}: {g['r']}  {g['q_diagonal']}  {g['q_offdiagonal']}\n"
+    approx = data["approximation"]
+    out.write(f"plateau of the {args.activation} committee machine (all students alike), K = {args.K}, "
+              f"M = {args.M}, {spectrum.label}, eta = {args.eta} ({d} digits; {source})\n")
+    out.write(f"{'':<44}{'exact':<{d + 8}}papers' approximation ({ap.approximation})\n")
+    for label, key in (("eps_g on the plateau", "eps_g"), ("escape rate (largest Jacobian eigenvalue)", "escape_rate"),
+                       (f"escape time ln(1/d0)/rate, d0 = {args.deviation}", "escape_time")):
+        out.write(f"{label:<44}{data[key]:<{d + 8}}{approx[key]}\n")
+    out.write("fixed point per group (r_in for each teacher n, q_ii, q_ij):\n")
+    out.write("".join(f"  lambda = {g['lambda']}: {' '.join(g['r'])}  {g['q_diagonal']}  {g['q_offdiagonal']}\n"
                       for g in data["groups"]))
     out.write("leading Jacobian eigenvalues: " + ", ".join(data["jacobian_eigenvalues"]) + "\n")
     return 0
@@ -627,13 +637,15 @@ def build_parser():
     pl.add_argument("--title", default="", help="figure title")
     pl.set_defaults(run=cmd_plot)
 
-    pa = sub.add_parser("plateau", help="the symmetric plateau: fixed point, Jacobian spectrum, escape rate")
+    pa = sub.add_parser("plateau", help="the plateau of alike students: fixed point, Jacobian spectrum, escape rate, the papers' approximation")
     _add_model_arguments(pa, default_width=2)
     _add_spectrum_arguments(pa)
     pa.add_argument("--eta", type=number, required=True, help="learning rate")
     pa.add_argument("--digits", type=positive_int, default=20, help="digits of the Newton solution")
     pa.add_argument("--deviation", type=number, default=Fraction(1, 1000),
                     help="symmetry-breaking deviation for the escape-time estimate (default 1e-3)")
+    pa.add_argument("--N", type=positive_int, help="draw the teacher at this input dimension (default: t^k = rho_k I)")
+    pa.add_argument("--seed", type=int, default=0, help="seed of the teacher draw with --N")
     pa.add_argument("--format", choices=["text", "json"], default="text")
     pa.set_defaults(run=cmd_plateau)
 

@@ -1,14 +1,14 @@
 """The symmetric plateau of a committee machine: fixed point, linearisation, escape rate.
 
-On the plateau every student unit is the same: r^k_in = x_k, q^k_ii = y_k, q^k_ij = z_k (i != j)
-for a permutation-symmetric teacher (t^k with equal diagonals and equal off-diagonals).  That
-subspace is invariant; inside it the plateau is a fixed point, found here by Newton's method at
-mpmath precision on the derived eigenmode right-hand sides (no approximation of the teacher
-overlaps).  Its Jacobian in the full state space, by central differences at three times the working
+On the plateau every student unit is the same: r^k_in = x_kn, q^k_ii = y_k, q^k_ij = z_k (i != j),
+for any teacher overlaps t^k.  That subspace is invariant; inside it the plateau is a fixed point,
+found here by Newton's method at mpmath precision on the derived eigenmode right-hand sides (no
+approximation of the teacher overlaps; the papers' uniform-T, first-order-in-eta approximation is
+`approximate_plateau`).  Its Jacobian in the full state space, by central differences at three times the working
 precision, has positive eigenvalues along the symmetry-breaking directions: the largest is the
 escape rate, and a deviation d0 from the plateau needs about ln(1/d0)/rate to grow to order one.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mpmath
 import numpy as np
@@ -24,8 +24,9 @@ from .precision import bits_for_digits, working_precision
 
 @dataclass(frozen=True)
 class Plateau:
-    """Fixed point (per group: x_k, y_k, z_k), eps_g there, the Jacobian's eigenvalues (descending
-    real parts), the escape rate (largest real part), all as mpf/mpc at `digits` digits."""
+    """Fixed point (per group: x_k = (r^k_in)_n, one value per teacher n; y_k = q^k_ii; z_k = q^k_ij),
+    eps_g there, the Jacobian's eigenvalues (descending real parts), the escape rate (largest real
+    part), all as mpf/mpc at `digits` digits.  ``approximation`` names what was left out, if anything."""
 
     x: tuple
     y: tuple
@@ -36,6 +37,7 @@ class Plateau:
     digits: int
     bits: int
     residual: object
+    approximation: str = "none"
 
     def escape_time(self, deviation):
         """alpha for a symmetry-breaking deviation `deviation` to grow by 1/deviation (to order one)."""
@@ -49,59 +51,71 @@ def _as_mpf(v):
     return mpmath.mpf(v) if not hasattr(v, "numerator") else mpmath.mpf(v.numerator) / v.denominator
 
 
-def _symmetric(teacher, M):
-    for k, t in enumerate(teacher):
+def uniform_teacher(teacher):
+    """The papers' plateau approximation of the teacher overlaps: in each group every diagonal entry
+    becomes the mean diagonal and every off-diagonal entry the mean off-diagonal (so each row keeps
+    the average row sum)."""
+    out = []
+    for t in teacher:
         t = np.asarray(t, float)
-        diag, off = np.diag(t), t[~np.eye(M, dtype=bool)]
-        if np.ptp(diag) > 1e-12 or (off.size and np.ptp(off) > 1e-12):
-            raise ExactdynError(f"t[{k}] is not permutation symmetric: the symmetric plateau needs equal teacher "
-                                "norms and equal teacher-teacher overlaps in each group")
+        M = t.shape[0]
+        off = t[~np.eye(M, dtype=bool)].mean() if M > 1 else 0.0
+        out.append((np.full((M, M), off) + (np.diag(t).mean() - off) * np.eye(M)).tolist())
+    return out
 
 
-def find_plateau(structure, lam, frac, t, eta, *, digits=30, guess_alpha=400.0):
-    """The symmetric plateau of `structure` (eigenmode system) for teacher overlaps `t` (per group,
-    M x M, permutation symmetric), eigenvalues `lam` and fractions `frac` (floats or exact)."""
+def find_plateau(structure, lam, frac, t, eta, *, digits=30, guess_alpha=400.0, first_order=False):
+    """The plateau of `structure` (eigenmode system) where all students are alike, for any teacher
+    overlaps `t` (per group, M x M), eigenvalues `lam` and fractions `frac` (floats or exact).
+
+    Alike students stay alike (the equations are symmetric under permuting students), so the
+    unknowns per group are r^k_in = x_kn (one per teacher), q^k_ii = y_k and q^k_ij = z_k.
+    ``first_order``: drop the eta^2 terms (the right-hand side is eta A + eta^2 B exactly, so
+    eta A = (4 F(eta) - F(2 eta)) / 2), as the papers' plateau analysis does."""
     K, M, L = structure.K, structure.M, structure.L
     if K < 2:
         raise ExactdynError("a plateau of specialisation needs K >= 2 students")
-    _symmetric(t, M)
+    t = [np.asarray(x, float).tolist() for x in t]
+    if len(t) != L or any(np.shape(x) != (M, M) for x in t):
+        raise ExactdynError(f"give the teacher overlaps as {L} matrices of size {M} x {M}")
     system = derive(structure, "mode")
     f = compile_system(system, "mpmath")
     names = [str(s) for s in system.states]
-    # a guess from float64: a symmetric start stays symmetric and settles on the plateau
+    # a guess from float64: a start with alike students keeps them alike and settles on the plateau
     r0 = [[[0.01 * fr] * M for _ in range(K)] for fr in frac]
     q0 = [(0.1 * fr * np.eye(K)).tolist() for fr in frac]
-    run = integrate(structure, (list(lam), list(frac), r0, q0, [np.asarray(x, float).tolist() for x in t], L),
-                    float(eta), [0.0, guess_alpha], verify=False)
+    run = integrate(structure, (list(lam), list(frac), r0, q0, t, L), float(eta), [0.0, guess_alpha], verify=False)
     end = run.overlaps[-1]
     guess = []
     for k in range(1, L + 1):
-        guess += [end[f"r{k}_1_1"], end[f"q{k}_1_1"], end[f"q{k}_1_2"]]
+        guess += [end[f"r{k}_1_{n}"] for n in range(1, M + 1)] + [end[f"q{k}_1_1"], end[f"q{k}_1_2"]]
+    width = M + 2
     bits = bits_for_digits(digits) + 32
     with working_precision(bits):
-        blocks = [[[_as_mpf(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
-        base = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac],
-                             [[[mpmath.mpf(0)] * M for _ in range(K)] for _ in range(L)],
-                             [[[mpmath.mpf(0)] * K for _ in range(K)] for _ in range(L)], blocks, _as_mpf(eta))
-        _, params = assign(system, base)
+        params = [_params(system, lam, frac, t, _as_mpf(eta) * factor, K, M, L) for factor in (1, 2)]
+        if first_order:
+            rhs = lambda y: [(4 * a - b) / 2 for a, b in zip(f.rhs(y, params[0]), f.rhs(y, params[1]))]
+        else:
+            rhs = lambda y: f.rhs(y, params[0])
         index = {n: i for i, n in enumerate(names)}
 
         def state(v):
             y = [mpmath.mpf(0)] * len(names)
             for k in range(L):
-                x_, d_, o_ = v[3 * k: 3 * k + 3]
+                block = v[width * k: width * (k + 1)]
                 for i in range(1, K + 1):
                     for n in range(1, M + 1):
-                        y[index[f"r{k + 1}_{i}_{n}"]] = x_
+                        y[index[f"r{k + 1}_{i}_{n}"]] = block[n - 1]
                     for j in range(i, K + 1):
-                        y[index[f"q{k + 1}_{i}_{j}"]] = d_ if i == j else o_
+                        y[index[f"q{k + 1}_{i}_{j}"]] = block[M] if i == j else block[M + 1]
             return y
 
         def reduced(*v):
-            d = f.rhs(state(v), params)
+            d = rhs(state(v))
             out = []
             for k in range(1, L + 1):
-                out += [d[index[f"r{k}_1_1"]], d[index[f"q{k}_1_1"]], d[index[f"q{k}_1_2"]]]
+                out += [d[index[f"r{k}_1_{n}"]] for n in range(1, M + 1)]
+                out += [d[index[f"q{k}_1_1"]], d[index[f"q{k}_1_2"]]]
             return out
 
         try:
@@ -111,16 +125,32 @@ def find_plateau(structure, lam, frac, t, eta, *, digits=30, guess_alpha=400.0):
             raise PrecisionError(f"Newton's method did not converge on the plateau: {exc}") from None
         root = [root[i] for i in range(len(guess))]
         y_star = state(root)
-        residual = max(abs(v) for v in f.rhs(y_star, params))
+        residual = max(abs(v) for v in rhs(y_star))
         if residual > mpmath.mpf(10) ** -digits:
             raise PrecisionError(f"the plateau residual {mpmath.nstr(residual, 3)} exceeds 1e-{digits}")
-        jac = _jacobian(lambda y: f.rhs(y, params), y_star, bits)
+        jac = _jacobian(rhs, y_star, bits)
         eig = mpmath.eig(mpmath.matrix(jac), left=False, right=False)
         eig = sorted(eig, key=lambda e: -mpmath.re(e))
         rate = mpmath.re(eig[0])
-        eps = f.eps_g(y_star, params)
-    return Plateau(tuple(root[0::3]), tuple(root[1::3]), tuple(root[2::3]), eps, tuple(eig), rate, digits, bits,
-                   residual)
+        eps = f.eps_g(y_star, params[0])
+    blocks = [root[width * k: width * (k + 1)] for k in range(L)]
+    return Plateau(tuple(tuple(b[:M]) for b in blocks), tuple(b[M] for b in blocks), tuple(b[M + 1] for b in blocks),
+                   eps, tuple(eig), rate, digits, bits, residual, "first order in eta" if first_order else "none")
+
+
+def approximate_plateau(structure, lam, frac, t, eta, *, digits=30):
+    """The papers' approximate plateau: uniform teacher overlaps per group (`uniform_teacher`) and
+    the equations to first order in eta, solved without further approximation."""
+    pl = find_plateau(structure, lam, frac, uniform_teacher(t), eta, digits=digits, first_order=True)
+    return replace(pl, approximation="uniform teacher overlaps, first order in eta")
+
+
+def _params(system, lam, frac, t, eta, K, M, L):
+    blocks = [[[_as_mpf(x) for x in row] for row in tk] for tk in t]
+    base = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac],
+                         [[[mpmath.mpf(0)] * M for _ in range(K)] for _ in range(L)],
+                         [[[mpmath.mpf(0)] * K for _ in range(K)] for _ in range(L)], blocks, eta)
+    return assign(system, base)[1]
 
 
 def _jacobian(rhs, y, bits):

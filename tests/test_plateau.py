@@ -8,7 +8,8 @@ import pytest
 from exactdyn import Structure, power_law
 from exactdyn.cli import main
 from exactdyn.committee import integrate
-from exactdyn.plateau import find_plateau
+from exactdyn.committee import finite_n_initial
+from exactdyn.plateau import approximate_plateau, find_plateau
 
 
 def _setup(L):
@@ -29,7 +30,7 @@ def test_escape_rate_predicts_the_plateau_length(L):
     alpha = np.linspace(0, 4000, 4001)
     exits = []
     for d0 in (1e-3, 1e-6):
-        r = [(float(x) + d0 * f * G).tolist() for x, f in zip(pl.x, frac)]
+        r = [(np.array([float(v) for v in x]) + d0 * f * G).tolist() for x, f in zip(pl.x, frac)]
         q = [[[float(y), float(z)], [float(z), float(y)]] for y, z in zip(pl.y, pl.z)]
         eps = np.array(integrate(structure, (lam, frac, r, q, t, L), eta, alpha, verify=False).eps_g)
         assert abs(eps[0] / float(pl.eps_g) - 1) < 30 * d0  # the start is on the plateau, up to the deviation
@@ -43,8 +44,40 @@ def test_plateau_digits_survive_a_recomputation_at_higher_precision():
     low = find_plateau(structure, lam, frac, t, 0.1, digits=20)
     high = find_plateau(structure, lam, frac, t, 0.1, digits=40)
     with mpmath.workprec(high.bits):
-        for a, b in ((low.eps_g, high.eps_g), (low.escape_rate, high.escape_rate), (low.x[0], high.x[0])):
+        for a, b in ((low.eps_g, high.eps_g), (low.escape_rate, high.escape_rate), (low.x[0][0], high.x[0][0])):
             assert abs(a - b) <= mpmath.mpf(10) ** -20 * abs(b)
+
+
+def test_plateau_of_a_drawn_teacher_holds_the_float64_ode():
+    """A finite-N teacher (unequal norms and overlaps): the plateau has one r per teacher.  The
+    float64 ODE (the other backend) started there stays at its height; started with every r^k_in
+    off by 1e-3 n (eps_g 26% off), it comes back to it before escaping."""
+    structure, lam, frac, _ = _setup(2)
+    t = finite_n_initial(lam, frac, 2, 2, 64, 3, 0.0)[4]
+    pl = find_plateau(structure, lam, frac, t, 0.1, digits=20)
+    assert pl.residual < mpmath.mpf(10) ** -20
+    assert abs(float(pl.x[0][0] / pl.x[0][1]) - 1) > 0.01  # the teachers are not learnt alike
+    q = [[[float(y), float(z)], [float(z), float(y)]] for y, z in zip(pl.y, pl.z)]
+    for shift, bound in ((0.0, 1e-8), (1e-3, 1e-7)):
+        r = [[[float(v) + shift * n for n, v in enumerate(x, 1)]] * 2 for x in pl.x]
+        eps = integrate(structure, (lam, frac, r, q, t, 2), 0.1, [0, 300, 600, 900], verify=False, rtol=1e-12).eps_g
+        assert max(abs(e / float(pl.eps_g) - 1) for e in eps[1:]) < bound
+    assert abs(eps[0] / float(pl.eps_g) - 1) > 0.1
+
+
+def test_papers_approximation_errs_at_first_order_in_eta():
+    """For a uniform teacher only the eta^2 terms are dropped: the approximate plateau height misses
+    the exact one by O(eta) (ten times less at eta = 0.01 than at 0.1), and its escape rate is
+    proportional to eta."""
+    structure, lam, frac, t = _setup(1)
+    gaps, rates = [], []
+    for eta in (0.1, 0.01):
+        exact = find_plateau(structure, lam, frac, t, eta, digits=15)
+        approx = approximate_plateau(structure, lam, frac, t, eta, digits=15)
+        gaps.append(abs(float(approx.eps_g / exact.eps_g) - 1))
+        rates.append(float(approx.escape_rate) / eta)
+    assert 7 < gaps[0] / gaps[1] < 13 and gaps[1] > 1e-5
+    assert abs(rates[0] / rates[1] - 1) < 1e-10
 
 
 def test_plateau_cli(capsys):
@@ -52,6 +85,7 @@ def test_plateau_cli(capsys):
                  "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert float(data["escape_rate"]) > 0 and float(data["eps_g"]) > 0 and len(data["groups"]) == 2
+    assert float(data["approximation"]["eps_g"]) > 0 and "first order" in data["approximation"]["made"]
     assert main(["plateau", "--K", "1", "--M", "1", "--L", "2", "--eta", "0.1"]) == 2
     assert "K >= 2" in capsys.readouterr().err
 
