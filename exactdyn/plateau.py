@@ -164,7 +164,7 @@ def _jacobian(rhs, y, bits):
             up[j] += h
             down[j] -= h
             cols.append([(a - b) / (2 * h) for a, b in zip(rhs(up), rhs(down))])
-    return [[cols[j][i] for j in range(len(y))] for i in range(len(y))]
+    return [[cols[j][i] for j in range(len(y))] for i in range(len(cols[0]))]
 
 
 @dataclass(frozen=True)
@@ -183,22 +183,141 @@ class LateTime:
     bits: int
 
 
-def late_time_linearisation(structure, lam, frac, t, eta, *, digits=20):
-    K, M = structure.K, structure.M
-    if K != M:
+def _specialised_point(structure, lam, frac, t, eta, digits):
+    """(compiled system, state names, y* = (r = q = t), params) at the working precision."""
+    if structure.K != structure.M:
         raise ExactdynError("the specialised fixed point r = q = t needs K = M")
     system = derive(structure, "mode")
     f = compile_system(system, "mpmath")
+    blocks = [[[_as_mpf(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
+    table = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac], blocks, blocks, blocks, _as_mpf(eta))
+    y_star, params = assign(system, table)
+    if max(abs(v) for v in f.rhs(y_star, params)) > mpmath.mpf(10) ** -digits:
+        raise PrecisionError("r = q = t is not a fixed point of this system")
+    return f, [str(x) for x in system.states], y_star, params
+
+
+def late_time_linearisation(structure, lam, frac, t, eta, *, digits=20):
     bits = bits_for_digits(digits) + 32
     with working_precision(bits):
-        blocks = [[[_as_mpf(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
-        table = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac], blocks, blocks, blocks, _as_mpf(eta))
-        y_star, params = assign(system, table)
-        residual = max(abs(v) for v in f.rhs(y_star, params))
-        if residual > mpmath.mpf(10) ** -digits:
-            raise PrecisionError("r = q = t is not a fixed point of this system")
+        f, names, y_star, params = _specialised_point(structure, lam, frac, t, eta, digits)
         eig, vectors = mpmath.eig(mpmath.matrix(_jacobian(lambda y: f.rhs(y, params), y_star, bits)), left=False)
         order = sorted(range(len(eig)), key=lambda i: -mpmath.re(eig[i]))
         slow = [mpmath.re(vectors[j, order[0]]) for j in range(len(eig))]
     return LateTime(tuple(eig[i] for i in order), mpmath.re(eig[order[0]]), mpmath.re(eig[order[-1]]), tuple(slow),
-                    tuple(str(s) for s in system.states), digits, bits)
+                    tuple(names), digits, bits)
+
+
+@dataclass(frozen=True)
+class LateTimeExpansion:
+    """eps_g(alpha) = sum_j weights[j] exp(rates[j] (alpha - alpha0)) near the specialised point, to
+    second order in the deviation at alpha0: the rates are the Jacobian's eigenvalues mu_a (weighted
+    by eps_g's gradient) and their pairwise sums mu_a + mu_b (from eps_g's curvature and the
+    equations' own second-order response).  ``first_order`` keeps only the former, a first-order
+    Taylor expansion of eps_g in the deviation."""
+
+    alpha0: float
+    rates: tuple
+    weights: tuple
+    first_order_count: int  # the first rates/weights are the first-order terms
+    permutation: tuple      # student i was relabelled to teacher permutation[i]
+    bits: int
+
+    def _sum(self, alpha, terms):
+        with mpmath.workprec(self.bits):
+            s = mpmath.mpf(alpha) - mpmath.mpf(self.alpha0)
+            return mpmath.re(mpmath.fsum(w * mpmath.exp(r * s) for r, w in terms))
+
+    def eps_at(self, alpha):
+        return self._sum(alpha, zip(self.rates, self.weights))
+
+    def first_order_at(self, alpha):
+        n = self.first_order_count
+        return self._sum(alpha, zip(self.rates[:n], self.weights[:n]))
+
+    def leading(self, count=5):
+        """The `count` slowest-decaying terms as (rate, weight), leaving out weights that vanish to
+        the working precision (eps_g's gradient cancels exactly on some modes)."""
+        with mpmath.workprec(self.bits):
+            floor = max(abs(w) for w in self.weights) * mpmath.mpf(2) ** (40 - self.bits)
+            order = sorted(range(len(self.rates)), key=lambda j: -mpmath.re(self.rates[j]))
+            return [(self.rates[j], self.weights[j]) for j in order if abs(self.weights[j]) > floor][:count]
+
+
+def specialisation_permutation(overlaps, K, L):
+    """The teacher each student has specialised to (largest summed r^k_in), as a permutation tuple."""
+    from itertools import permutations
+
+    score = lambda p: sum(overlaps[f"r{k}_{i + 1}_{p[i] + 1}"] for k in range(1, L + 1) for i in range(K))
+    return max(permutations(range(K)), key=score)
+
+
+def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digits=20):
+    """eps_g as a weighted sum of exponentials from the state `overlaps` (name -> value, e.g. one
+    entry of `committee.integrate(...).overlaps`) at alpha0 in the late phase; the students are
+    relabelled by the teacher each has specialised to."""
+    K, L = structure.K, structure.L
+    perm = specialisation_permutation(overlaps, K, L)
+    bits = bits_for_digits(digits) + 32
+    with working_precision(bits):
+        f, names, y_star, params = _specialised_point(structure, lam, frac, t, eta, digits)
+        relabel = {}
+        for k in range(1, L + 1):
+            for i in range(K):
+                for n in range(structure.M):
+                    relabel[f"r{k}_{perm[i] + 1}_{n + 1}"] = overlaps[f"r{k}_{i + 1}_{n + 1}"]
+                for j in range(i, K):
+                    a, b = sorted((perm[i], perm[j]))
+                    relabel[f"q{k}_{a + 1}_{b + 1}"] = overlaps[f"q{k}_{i + 1}_{j + 1}"]
+        delta = mpmath.matrix([_as_mpf(relabel[n]) - y for n, y in zip(names, y_star)])
+        rhs = lambda y: f.rhs(y, params)
+        eps = lambda y: [f.eps_g(y, params)]
+        n = len(names)
+        jac = mpmath.matrix(_jacobian(rhs, y_star, bits))
+        mu, V = mpmath.eig(jac)
+        W = mpmath.inverse(V)
+        grad = _jacobian(eps, y_star, bits)[0]
+        cols = [V[:, a] for a in range(n)]
+        pairs = [(a, b) for a in range(n) for b in range(a, n)]
+        second_rhs, second_eps, particular = {}, {}, {}
+        for a, b in pairs:
+            second_rhs[a, b] = mpmath.matrix(_bilinear(rhs, y_star, cols[a], cols[b], bits)) / 2
+            second_eps[a, b] = _bilinear(eps, y_star, cols[a], cols[b], bits)[0] / 2
+            shifted = jac - (mu[a] + mu[b]) * mpmath.eye(n)
+            try:
+                particular[a, b] = -mpmath.lu_solve(shifted, second_rhs[a, b])
+            except ZeroDivisionError:
+                raise PrecisionError("a resonance mu_a + mu_b = mu_k: no exponential-sum expansion") from None
+        mult = lambda a, b: 1 if a == b else 2
+        c = W * delta
+        for _ in range(3):  # the second-order part of the start belongs to the pairs, not the modes
+            c = W * (delta - sum((mult(a, b) * c[a] * c[b] * particular[a, b] for a, b in pairs), mpmath.matrix(n, 1)))
+        gv = [mpmath.fsum(grad[j] * cols[a][j] for j in range(n)) for a in range(n)]
+        rates = list(mu) + [mu[a] + mu[b] for a, b in pairs]
+        weights = [c[a] * gv[a] for a in range(n)]
+        weights += [mult(a, b) * c[a] * c[b] * (mpmath.fsum(grad[j] * particular[a, b][j] for j in range(n))
+                                                 + second_eps[a, b]) for a, b in pairs]
+    return LateTimeExpansion(float(alpha0), tuple(rates), tuple(weights), n, perm, bits)
+
+
+def _bilinear(fun, y, u, w, bits):
+    """The symmetric second derivative D^2 fun(y)[u, w] for complex directions, by polarisation of
+    real second differences (step 2^-bits at three times the precision)."""
+    re = lambda v: [mpmath.re(x) for x in v]
+    im = lambda v: [mpmath.im(x) for x in v]
+
+    def real(p, q):
+        if all(x == 0 for x in p) or all(x == 0 for x in q):
+            return None
+        with working_precision(3 * bits):
+            h = mpmath.mpf(2) ** (-bits)
+            at = lambda sp, sq: fun([yj + h * (sp * pj + sq * qj) for yj, pj, qj in zip(y, p, q)])
+            return [(a - b - c + d) / (4 * h * h) for a, b, c, d in zip(at(1, 1), at(1, -1), at(-1, 1), at(-1, -1))]
+
+    parts = [(real(re(u), re(w)), 1), (real(im(u), im(w)), -1), (real(re(u), im(w)), 1j), (real(im(u), re(w)), 1j)]
+    out = None
+    for values, factor in parts:
+        if values is not None:
+            term = [factor * v for v in values]
+            out = term if out is None else [o + t for o, t in zip(out, term)]
+    return out if out is not None else [mpmath.mpf(0)] * len(fun(y))
