@@ -273,8 +273,8 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
         rhs = lambda y: f.rhs(y, params)
         eps = lambda y: [f.eps_g(y, params)]
         n = len(names)
-        jac = mpmath.matrix(_jacobian(rhs, y_star, bits))
-        mu, V = mpmath.eig(jac)
+        mu, V = mpmath.eig(mpmath.matrix(_jacobian(rhs, y_star, bits)))
+        mu, V = _real_where_real(mu, V, bits)
         W = mpmath.inverse(V)
         grad = _jacobian(eps, y_star, bits)[0]
         cols = [V[:, a] for a in range(n)]
@@ -283,11 +283,12 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
         for a, b in pairs:
             second_rhs[a, b] = mpmath.matrix(_bilinear(rhs, y_star, cols[a], cols[b], bits)) / 2
             second_eps[a, b] = _bilinear(eps, y_star, cols[a], cols[b], bits)[0] / 2
-            shifted = jac - (mu[a] + mu[b]) * mpmath.eye(n)
-            try:
-                particular[a, b] = -mpmath.lu_solve(shifted, second_rhs[a, b])
-            except ZeroDivisionError:
-                raise PrecisionError("a resonance mu_a + mu_b = mu_k: no exponential-sum expansion") from None
+            # (mu_a + mu_b - J)^-1 in the eigenbasis: V diag(1 / (mu_a + mu_b - mu_k)) W
+            gaps = [mu[a] + mu[b] - m for m in mu]
+            if min(abs(g) for g in gaps) <= mpmath.mpf(2) ** (20 - bits) * abs(mu[a] + mu[b]):
+                raise PrecisionError("a resonance mu_a + mu_b = mu_k: no exponential-sum expansion")
+            projected = W * second_rhs[a, b]
+            particular[a, b] = V * mpmath.matrix([projected[k] / gaps[k] for k in range(n)])
         mult = lambda a, b: 1 if a == b else 2
         c = W * delta
         for _ in range(3):  # the second-order part of the start belongs to the pairs, not the modes
@@ -298,6 +299,21 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
         weights += [mult(a, b) * c[a] * c[b] * (mpmath.fsum(grad[j] * particular[a, b][j] for j in range(n))
                                                  + second_eps[a, b]) for a, b in pairs]
     return LateTimeExpansion(float(alpha0), tuple(rates), tuple(weights), n, perm, bits)
+
+
+def _real_where_real(mu, V, bits):
+    """Eigenpairs whose imaginary parts are round-off made real (a real pair costs one second
+    difference in `_bilinear` instead of four)."""
+    tiny = mpmath.mpf(2) ** (24 - bits)
+    mu, V = list(mu), V.copy()
+    for a in range(len(mu)):
+        column = [V[j, a] for j in range(V.rows)]
+        scale = max(abs(x) for x in column)
+        if abs(mpmath.im(mu[a])) <= tiny * abs(mu[a]) and all(abs(mpmath.im(x)) <= tiny * scale for x in column):
+            mu[a] = mpmath.re(mu[a])
+            for j, x in enumerate(column):
+                V[j, a] = mpmath.re(x)
+    return mu, V
 
 
 def _bilinear(fun, y, u, w, bits):
