@@ -202,14 +202,11 @@ def _write_curve(out, fmt, alpha, eps, meta, digits_label, extra_json=()):
         out.write("".join(f"{a:>14}  {e}\n" for a, e in zip(alpha, eps)))
 
 
-def _solve_committee(args, out):
-    """Nonlinear activations: float64 eigenmode integration, digits verified at a tighter tolerance."""
+def _committee_initial(args, model):
+    """(initial state, init file or None, spectrum or None) from --init, --N/--seed or the expected values."""
     from . import committee
-    from .hierarchy import Structure
 
-    if args.route != "mode" or args.trainable is not None or args.approximations:
-        raise ExactdynError("--route moment, --trainable and --approximations are for linear networks")
-    model = Structure.named(args.activation, args.K, args.M, 1, args.output_weights)
+    init = spectrum = None
     if args.init is not None:
         from .initfile import read_initial
 
@@ -218,15 +215,24 @@ def _solve_committee(args, out):
         init = read_initial(args.init)
         if (init.K, init.M) != (model.K, model.M):
             raise ExactdynError(f"the file's overlaps are {init.K} x {init.M}, --K/--M say {model.K} x {model.M}")
-        initial = committee.from_file(init)
-    else:
-        spectrum = _spectrum_from_args(args, 17)
-        lam, frac = spectrum.floats()
-        sigma = float(args.sigma_J)
-        if args.N is not None:
-            initial = committee.finite_n_initial(lam, frac, model.K, model.M, args.N, args.seed, sigma)
-        else:
-            initial = committee.expected_initial(lam, frac, model.K, model.M, sigma, seed=args.seed)
+        return committee.from_file(init), init, spectrum
+    spectrum = _spectrum_from_args(args, 17)
+    lam, frac = spectrum.floats()
+    sigma = float(args.sigma_J)
+    if args.N is not None:
+        return committee.finite_n_initial(lam, frac, model.K, model.M, args.N, args.seed, sigma), init, spectrum
+    return committee.expected_initial(lam, frac, model.K, model.M, sigma, seed=args.seed), init, spectrum
+
+
+def _solve_committee(args, out):
+    """Nonlinear activations: float64 eigenmode integration, digits verified at a tighter tolerance."""
+    from . import committee
+    from .hierarchy import Structure
+
+    if args.route != "mode" or args.trainable is not None or args.approximations:
+        raise ExactdynError("--route moment, --trainable and --approximations are for linear networks")
+    model = Structure.named(args.activation, args.K, args.M, 1, args.output_weights)
+    initial, init, spectrum = _committee_initial(args, model)
     structure = Structure.named(model.activation, model.K, model.M, initial[5], model.output_weights,
                                 model.loss_factor)
     if args.digits is not None:
@@ -440,6 +446,55 @@ def cmd_plateau(args, out):
     return 0
 
 
+def cmd_late(args, out):
+    import mpmath
+
+    from . import committee
+    from .hierarchy import Structure
+    from .plateau import late_time_expansion
+
+    if args.activation == "linear":
+        args.activation = "erf"  # the late command's default model
+    if not 0 < args.from_eps < 1:
+        raise ExactdynError("--from-eps must lie between 0 and 1")
+    if not 0 < args.alpha_max < float("inf"):
+        raise ExactdynError("--alpha-max must be positive and finite")
+    model = Structure.named(args.activation, args.K, args.M, 1, args.output_weights)
+    if model.K != model.M:
+        raise ExactdynError("late times expand about the specialised point, which needs K = M")
+    initial, _, _ = _committee_initial(args, model)
+    structure = Structure.named(model.activation, model.K, model.M, initial[5], model.output_weights,
+                                model.loss_factor)
+    alpha0, state, eps0 = committee.first_below(structure, initial, args.eta, args.from_eps, args.alpha_max)
+    if any(a < alpha0 for a in args.alpha):
+        raise ExactdynError(f"the expansion starts at alpha0 = {alpha0:g}: ask for alpha >= alpha0")
+    lam, frac, t = initial[0], initial[1], initial[4]
+    exp = late_time_expansion(structure, lam, frac, t, args.eta, state, alpha0, digits=args.digits)
+    with mpmath.workprec(exp.bits):
+        # the third-order remainder shows as the mismatch with the ODE at alpha0; vouch for no more
+        mismatch = abs(exp.eps_at(alpha0) / eps0 - 1)
+        vouched = max(1, min(args.digits, int(-mpmath.log10(3 * mismatch)))) if mismatch > 0 else args.digits
+        values = [mpmath.nstr(exp.eps_at(a), vouched) for a in args.alpha]
+        terms = [{"rate": mpmath.nstr(r, 12), "weight": mpmath.nstr(w, vouched)}
+                 for r, w in exp.leading(args.terms)]
+        data = {"activation": args.activation, "K": model.K, "L": structure.L, "eta": str(args.eta),
+                "alpha0": alpha0, "eps_g_alpha0": f"{eps0:.6g}", "permutation": list(exp.permutation),
+                "vouched_digits": vouched, "mismatch_at_alpha0": mpmath.nstr(mismatch, 2),
+                "alpha": [str(a) for a in args.alpha], "eps_g": values, "leading_terms": terms}
+    if args.format == "json":
+        out.write(json.dumps(data, indent=1) + "\n")
+        return 0
+    out.write(f"late times of the {args.activation} committee machine, K = M = {model.K}, L = {structure.L}, "
+              f"eta = {args.eta}: from alpha0 = {alpha0:g} (float64 ODE, eps_g = {eps0:.3g})\n")
+    out.write("eps_g(alpha) = sum_j w_j exp(r_j (alpha - alpha0)), to second order in the deviation from the "
+              "specialised point\n")
+    out.write("slowest terms (rate r_j, weight w_j):\n")
+    out.write("".join(f"  {term['rate']:>20}  {term['weight']}\n" for term in terms))
+    out.write(f"eps_g ({vouched} digits: the expansion misses the ODE by {data['mismatch_at_alpha0']} at alpha0):\n")
+    out.write("".join(f"  alpha = {a}: {v}\n" for a, v in zip(data["alpha"], values)))
+    return 0
+
+
 # --- landscape ------------------------------------------------------------------------------
 
 def cmd_landscape(args, out):
@@ -648,6 +703,23 @@ def build_parser():
     pa.add_argument("--seed", type=int, default=0, help="seed of the teacher draw with --N")
     pa.add_argument("--format", choices=["text", "json"], default="text")
     pa.set_defaults(run=cmd_plateau)
+
+    lt = sub.add_parser("late", help="late times: eps_g as a weighted sum of exponentials near zero error")
+    _add_model_arguments(lt, default_width=2)
+    _add_spectrum_arguments(lt)
+    lt.add_argument("--eta", type=number, required=True, help="learning rate")
+    lt.add_argument("--init", help="initial overlaps per eigenvalue group (JSON file)")
+    lt.add_argument("--N", type=positive_int, help="start from a finite-N draw of this dimension")
+    lt.add_argument("--seed", type=int, default=0, help="seed of the draw or of the symmetry-breaking perturbation")
+    lt.add_argument("--sigma-J", type=number, default=Fraction(1, 100), help="student initial scale (default 0.01)")
+    lt.add_argument("--from-eps", type=float, default=1e-7,
+                    help="start the expansion where the float64 ODE first falls below this eps_g (default 1e-7)")
+    lt.add_argument("--alpha-max", type=float, default=1e5, help="give up past this alpha (default 1e5)")
+    lt.add_argument("--alpha", type=nonnegative_list, default=[], help="comma-separated times alpha >= alpha0")
+    lt.add_argument("--terms", type=positive_int, default=6, help="how many of the slowest terms to print")
+    lt.add_argument("--digits", type=positive_int, default=20, help="working digits of the linearisation")
+    lt.add_argument("--format", choices=["text", "json"], default="text")
+    lt.set_defaults(run=cmd_late)
 
     la = sub.add_parser("landscape", help="quadratic network: Hessian spectra at the stationary points")
     la.add_argument("--K", type=positive_int, default=4, help="student width p")

@@ -127,3 +127,16 @@ def plateau(alpha, eps):
     if below.size == 0:
         return None
     return float(alpha[start]), float(height), float(alpha[start + below[0]] - alpha[start])
+
+
+def first_below(structure, initial, eta, level, alpha_max, *, step=50.0):
+    """(alpha, overlaps, eps_g) at the first point of a grid of spacing `step` where eps_g < level
+    (float64, rtol 1e-12: the state a late-time expansion starts from)."""
+    grid = np.arange(0.0, float(alpha_max) + step, step)
+    run = integrate(structure, initial, eta, grid, verify=False, rtol=1e-12)
+    below = np.nonzero(np.array(run.eps_g) < level)[0]
+    if below.size == 0:
+        raise ExactdynError(f"eps_g stays above {level:g} up to alpha = {alpha_max:g} (min {min(run.eps_g):.3g}): "
+                            "raise --alpha-max or --from-eps")
+    i = int(below[0])
+    return float(grid[i]), run.overlaps[i], float(run.eps_g[i])

@@ -225,7 +225,7 @@ class LateTimeExpansion:
 
     def _sum(self, alpha, terms):
         with mpmath.workprec(self.bits):
-            s = mpmath.mpf(alpha) - mpmath.mpf(self.alpha0)
+            s = _as_mpf(alpha) - mpmath.mpf(self.alpha0)
             return mpmath.re(mpmath.fsum(w * mpmath.exp(r * s) for r, w in terms))
 
     def eps_at(self, alpha):
@@ -236,12 +236,21 @@ class LateTimeExpansion:
         return self._sum(alpha, zip(self.rates[:n], self.weights[:n]))
 
     def leading(self, count=5):
-        """The `count` slowest-decaying terms as (rate, weight), leaving out weights that vanish to
-        the working precision (eps_g's gradient cancels exactly on some modes)."""
+        """The `count` slowest-decaying terms as (rate, weight): terms with equal rates merged,
+        imaginary parts at round-off level dropped, weights that vanish to the working precision
+        left out (eps_g's gradient cancels exactly on some modes)."""
         with mpmath.workprec(self.bits):
-            floor = max(abs(w) for w in self.weights) * mpmath.mpf(2) ** (40 - self.bits)
-            order = sorted(range(len(self.rates)), key=lambda j: -mpmath.re(self.rates[j]))
-            return [(self.rates[j], self.weights[j]) for j in order if abs(self.weights[j]) > floor][:count]
+            tiny = mpmath.mpf(2) ** (40 - self.bits)
+            merged = []
+            for j in sorted(range(len(self.rates)), key=lambda j: -mpmath.re(self.rates[j])):
+                rate, weight = self.rates[j], self.weights[j]
+                if merged and abs(rate - merged[-1][0]) <= tiny * abs(rate):
+                    merged[-1][1] += weight
+                else:
+                    merged.append([rate, weight])
+            floor = max(abs(w) for _, w in merged) * tiny
+            real = lambda z: mpmath.re(z) if abs(mpmath.im(z)) <= tiny * abs(z) else z
+            return [(real(r), real(w)) for r, w in merged if abs(w) > floor][:count]
 
 
 def specialisation_permutation(overlaps, K, L):

@@ -178,3 +178,23 @@ def test_high_precision_path_resolves_a_small_error():
     assert hp.digits == 8 and hp.bits > bits_for_digits(8) + 32 + 64
     fl = integrate(structure, init, 0.1, [0, 20], verify=False, rtol=1e-13, atol=1e-30).eps_g
     assert all(abs(float(a) / b - 1) < 1e-5 for a, b in zip(hp.eps_g, fl))
+
+
+def test_late_cli(capsys):
+    """`exactdyn late` integrates to eps_g < 1e-7, expands there and prints what it vouches for; its
+    value agrees with the library's expansion against the ODE (checked above) to those digits."""
+    assert main(["late", "--L", "1", "--eta", "0.1", "--sigma-J", "0.01", "--alpha", "3000,3500",
+                 "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert 1 <= data["vouched_digits"] <= 20 and float(data["mismatch_at_alpha0"]) < 1e-2
+    assert data["alpha0"] <= 3000 and len(data["eps_g"]) == 2
+    e1, e2 = (float(x) for x in data["eps_g"])
+    assert 0 < e2 < e1 < 1e-7
+    rate = float(data["leading_terms"][0]["rate"])
+    assert abs(np.log(e2 / e1) / 500 / rate - 1) < 0.05  # the slowest term dominates there
+    for argv, message in ((["late", "--K", "2", "--M", "3", "--eta", "0.1"], "K = M"),
+                          (["late", "--L", "1", "--eta", "0.1", "--alpha", "1"], "alpha >= alpha0"),
+                          (["late", "--L", "1", "--eta", "0.1", "--from-eps", "2"], "--from-eps"),
+                          (["late", "--L", "1", "--eta", "0.1", "--alpha-max", "100"], "raise --alpha-max")):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
