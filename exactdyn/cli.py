@@ -2,6 +2,7 @@
 import argparse
 from fractions import Fraction
 import json
+import math
 import numpy as np
 import sys
 
@@ -160,6 +161,10 @@ def cmd_solve(args, out):
         initial = [q[0][0] - 2 * r[0][0] + t[0][0] for r, q, t in zip(init.r, init.q, init.t)]
     else:
         spectrum = _spectrum_from_args(args, args.digits)
+    if args.random_subspace is not None:
+        return _solve_random_subspace(args, out, spectrum)
+    if args.N is not None:
+        raise ExactdynError("--N goes with --random-subspace for linear networks")
     sol = solve_linear(spectrum, args.eta, args.alpha, sigma_J=args.sigma_J, initial=initial,
                        digits=args.digits, route=args.route, trainable=args.trainable)
     eps = sol.decimals()
@@ -186,6 +191,41 @@ def cmd_solve(args, out):
         from .plotting import plot_curves
 
         plot_curves([("exact (linear, %s route)" % sol.route, sol.alpha, sol.eps_g)], args.plot,
+                    title=f"linear network, {spectrum.label}, eta = {args.eta}")
+    return 0
+
+
+def _solve_random_subspace(args, out, spectrum):
+    """Linear student trainable in Haar-random subspaces: the mean of the exact per-draw curves, with
+    as many digits as the spread over draws allows (at most 8: each draw is exact for its float64
+    eigenpairs)."""
+    import mpmath
+
+    from .solve_linear import random_basis_curve, random_subspace_limit
+
+    if args.N is None:
+        raise ExactdynError("--random-subspace needs --N, the input dimension of the drawn subspaces")
+    if args.init is not None or args.trainable is not None or args.route != "mode" or args.approximations:
+        raise ExactdynError("--random-subspace goes without --init, --trainable, --route moment and --approximations")
+    draws = range(args.seed, args.seed + args.draws)
+    curve = random_basis_curve(spectrum, args.random_subspace, args.eta, args.alpha, N=args.N, draws=draws,
+                               sigma_J=args.sigma_J)
+    stderr = [s / math.sqrt(args.draws) for s in curve.spread] if args.draws > 1 else None
+    digits = lambda m, s: 8 if not s else max(1, min(8, int(math.floor(math.log10(abs(m) / s))) + 1))
+    eps = [f"{m:.{digits(m, s)}g}" for m, s in zip(curve.eps_g, stderr or [0] * len(curve.eps_g))]
+    limit = random_subspace_limit(spectrum, args.random_subspace, sigma_J=args.sigma_J, digits=10)
+    meta = {"activation": "linear", "L": spectrum.L, "spectrum": spectrum.label, "eta": str(args.eta),
+            "sigma_J": str(args.sigma_J), "random_subspace": str(args.random_subspace), "N": args.N,
+            "trainable_dimension": curve.trainable, "draws": args.draws,
+            "eps_g_stderr": [f"{s:.2g}" for s in stderr] if stderr else None,
+            "eps_g_limit_per_draw": [f"{x:.8g}" for x in curve.limits],
+            "eps_g_limit_N_infinity_small_eta": mpmath.nstr(limit, 10)}
+    _write_curve(out, args.format, [str(a) for a in curve.alpha], eps, meta,
+                 "mean over drawn subspaces, digits the spread allows")
+    if args.plot:
+        from .plotting import plot_curves
+
+        plot_curves([(f"random subspace {args.random_subspace}, N = {args.N}", curve.alpha, curve.eps_g)], args.plot,
                     title=f"linear network, {spectrum.label}, eta = {args.eta}")
     return 0
 
@@ -650,6 +690,9 @@ def build_parser():
     so.add_argument("--route", choices=["mode", "moment"], default="mode",
                     help="eigenmode (secular equation, default: faster) or moment (shifted polynomial)")
     so.add_argument("--trainable", type=positive_int, help="only the first N eigenvalue groups are trainable")
+    so.add_argument("--random-subspace", type=number,
+                    help="linear: the student moves in Haar-random subspaces of this fraction of --N dimensions")
+    so.add_argument("--draws", type=positive_int, default=4, help="subspaces drawn with --random-subspace (default 4)")
     so.add_argument("--approximations", action="store_true",
                     help="also report the small-eta and integral approximations and their errors")
     so.add_argument("--format", choices=["json", "csv", "text"], default="text")

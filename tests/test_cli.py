@@ -1,8 +1,10 @@
 """Bad input: one line on stderr, exit status 2, never a traceback."""
+from decimal import Decimal
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from exactdyn.cli import main
@@ -49,6 +51,12 @@ BAD = {
     "unknown solve format": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--format", "xlsx"],
     "solve activation not yet": ["solve", "--activation", "tanh", "--L", "4", "--eta", "0.5", "--alpha", "1"],
     "too many trainable": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--trainable", "5"],
+    "random subspace without N": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--random-subspace", "1/4"],
+    "random subspace and trainable": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--random-subspace", "1/4",
+                                      "--N", "64", "--trainable", "2"],
+    "random subspace fraction": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--random-subspace", "1/3",
+                                 "--N", "64"],
+    "linear N alone": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--N", "64"],
     "missing init file": ["solve", "--init", "/nonexistent/init.json", "--eta", "0.5", "--alpha", "1"],
     "digits zero": ["solve", "--L", "4", "--eta", "0.5", "--alpha", "1", "--digits", "0"],
     "simulate N missing": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "1"],
@@ -184,3 +192,22 @@ def test_simulate_output_feeds_solve(tmp_path, capsys):
     assert main(["simulate", "--L", "3", "--eta", "0.5", "--alpha", "0,1", "--N", "100"]) == 2
     assert "does not split" in capsys.readouterr().err
     assert main(["simulate", "--L", "2", "--eta", "0.5", "--alpha", "2,1", "--N", "100"]) == 2
+
+
+def test_solve_random_subspace(capsys):
+    """The mean of the per-draw exact curves, printed with the digits the spread over draws allows,
+    and each draw's alpha -> infinity error above the N -> infinity, small-eta limit's order."""
+    from exactdyn import power_law
+    from exactdyn.solve_linear import random_basis_curve
+
+    argv = ["solve", "--L", "4", "--eta", "0.5", "--alpha", "0,2,1000", "--random-subspace", "1/4", "--N", "256",
+            "--draws", "3", "--format", "json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    meta = data["metadata"]
+    assert meta["trainable_dimension"] == 64 and len(meta["eps_g_limit_per_draw"]) == 3
+    curve = random_basis_curve(power_law(4, 1), "1/4", "0.5", [0, 2, 1000], N=256, draws=range(3))
+    for printed, mean, se in zip(data["eps_g"], curve.eps_g, meta["eps_g_stderr"]):
+        last_place = 10.0 ** Decimal(printed).as_tuple().exponent
+        assert abs(float(printed) - mean) <= last_place / 2
+        assert float(se) == 0 or last_place >= float(se) / 10  # no digit finer than the spread allows
