@@ -213,8 +213,8 @@ class LateTimeExpansion:
     """eps_g(alpha) = sum_j weights[j] exp(rates[j] (alpha - alpha0)) near the specialised point, to
     second order in the deviation at alpha0: the rates are the Jacobian's eigenvalues mu_a (weighted
     by eps_g's gradient) and their pairwise sums mu_a + mu_b (from eps_g's curvature and the
-    equations' own second-order response).  ``first_order`` keeps only the former, a first-order
-    Taylor expansion of eps_g in the deviation."""
+    equations' own second-order response).  ``first_order_at`` keeps only the former, a
+    first-order Taylor expansion of eps_g in the deviation."""
 
     alpha0: float
     rates: tuple
@@ -266,10 +266,14 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
     entry of `committee.integrate(...).overlaps`) at alpha0 in the late phase; the students are
     relabelled by the teacher each has specialised to."""
     K, L = structure.K, structure.L
-    perm = specialisation_permutation(overlaps, K, L)
     bits = bits_for_digits(digits) + 32
     with working_precision(bits):
         f, names, y_star, params = _specialised_point(structure, lam, frac, t, eta, digits)
+        missing = [n for n in names if n not in overlaps]
+        if missing:
+            raise ExactdynError(f"the state has no {', '.join(missing[:3])}: give the overlaps of a {K} x {K}, "
+                                f"L = {L} run")
+        perm = specialisation_permutation(overlaps, K, L)
         relabel = {}
         for k in range(1, L + 1):
             for i in range(K):
@@ -288,15 +292,15 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
         grad = _jacobian(eps, y_star, bits)[0]
         cols = [V[:, a] for a in range(n)]
         pairs = [(a, b) for a in range(n) for b in range(a, n)]
-        second_rhs, second_eps, particular = {}, {}, {}
+        second_eps, particular = {}, {}
         for a, b in pairs:
-            second_rhs[a, b] = mpmath.matrix(_bilinear(rhs, y_star, cols[a], cols[b], bits)) / 2
+            second_rhs = mpmath.matrix(_bilinear(rhs, y_star, cols[a], cols[b], bits)) / 2
             second_eps[a, b] = _bilinear(eps, y_star, cols[a], cols[b], bits)[0] / 2
             # (mu_a + mu_b - J)^-1 in the eigenbasis: V diag(1 / (mu_a + mu_b - mu_k)) W
             gaps = [mu[a] + mu[b] - m for m in mu]
             if min(abs(g) for g in gaps) <= mpmath.mpf(2) ** (20 - bits) * abs(mu[a] + mu[b]):
                 raise PrecisionError("a resonance mu_a + mu_b = mu_k: no exponential-sum expansion")
-            projected = W * second_rhs[a, b]
+            projected = W * second_rhs
             particular[a, b] = V * mpmath.matrix([projected[k] / gaps[k] for k in range(n)])
         mult = lambda a, b: 1 if a == b else 2
         c = W * delta

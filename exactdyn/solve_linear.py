@@ -464,6 +464,9 @@ def random_basis_curve(spectrum, fraction, eta, alpha, *, N, draws=(0,), sigma_J
     if not 0 < f < 1 or n.denominator != 1:
         raise ExactdynError(f"the trainable fraction must lie in (0, 1) with fraction x N whole, got {fraction}")
     n = int(n)
+    draws = tuple(draws)
+    if not draws:
+        raise ExactdynError("give at least one draw (seed) of the subspace")
     scale = 1 + to_fraction(sigma_J, "sigma_J") ** 2
     lam, rho = spectrum.floats()
     diag = np.repeat(lam, group_sizes(rho, N))

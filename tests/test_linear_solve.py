@@ -237,3 +237,5 @@ def test_random_basis_curve_rejects_bad_requests():
     for fraction, N, eta in (("1/3", 64, "0.5"), ("1", 64, "0.5"), ("1/4", 1, "0.5"), ("1/4", 64, "40")):
         with pytest.raises(ExactdynError):
             random_basis_curve(spec, fraction, eta, [1], N=N)
+    with pytest.raises(ExactdynError):
+        random_basis_curve(spec, "1/4", "0.5", [1], N=64, draws=[])

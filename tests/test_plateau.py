@@ -198,3 +198,16 @@ def test_late_cli(capsys):
                           (["late", "--L", "1", "--eta", "0.1", "--alpha-max", "100"], "raise --alpha-max")):
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_fixed_point_requests_are_checked():
+    from exactdyn import ExactdynError
+    from exactdyn.plateau import late_time_expansion
+
+    structure, lam, frac, t = _setup(2)
+    with pytest.raises(ExactdynError, match="2 matrices of size 2 x 2"):
+        find_plateau(structure, lam, frac, t[:1], 0.1, digits=10)
+    with pytest.raises(ExactdynError, match="K = M"):
+        late_time_expansion(Structure.named("erf", 2, 3, 2), lam, frac, t, 0.1, {}, 0.0)
+    with pytest.raises(ExactdynError, match="the state has no r1_1_1"):
+        late_time_expansion(structure, lam, frac, t, 0.1, {"q1_1_1": 1.0}, 0.0)
