@@ -288,10 +288,18 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
         n = len(names)
         mu, V = mpmath.eig(mpmath.matrix(_jacobian(rhs, y_star, bits)))
         mu, V = _real_where_real(mu, V, bits)
+        for a in range(n):  # unit columns: the coordinates c below are deviation amplitudes
+            scale = max(abs(V[j, a]) for j in range(n))
+            for j in range(n):
+                V[j, a] /= scale
         W = mpmath.inverse(V)
         grad = _jacobian(eps, y_star, bits)[0]
         cols = [V[:, a] for a in range(n)]
-        pairs = [(a, b) for a in range(n) for b in range(a, n)]
+        c = W * delta
+        # A mode slaved to the slow ones has c = O(delta^2); its pairs are third order: left out
+        # (threshold delta^2.5 sits between delta^2 and delta^3).
+        size = max(abs(x) for x in c)
+        pairs = [(a, b) for a in range(n) for b in range(a, n) if abs(c[a] * c[b]) > size ** mpmath.mpf(2.5)]
         second_eps, particular = {}, {}
         for a, b in pairs:
             second_rhs = mpmath.matrix(_bilinear(rhs, y_star, cols[a], cols[b], bits)) / 2
@@ -303,7 +311,6 @@ def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digit
             projected = W * second_rhs
             particular[a, b] = V * mpmath.matrix([projected[k] / gaps[k] for k in range(n)])
         mult = lambda a, b: 1 if a == b else 2
-        c = W * delta
         for _ in range(3):  # the second-order part of the start belongs to the pairs, not the modes
             c = W * (delta - sum((mult(a, b) * c[a] * c[b] * particular[a, b] for a, b in pairs), mpmath.matrix(n, 1)))
         gv = [mpmath.fsum(grad[j] * cols[a][j] for j in range(n)) for a in range(n)]

@@ -4,8 +4,10 @@ Inputs xi ~ N(0, Sigma) with Sigma diagonal (the eigenbasis; teacher and student
 rotation invariant, so this loses nothing for the expected initial state).  Group k holds
 round(rho_k N) coordinates.  Records the overlaps per eigenvalue group at each requested alpha.
 """
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import math
+import os
 
 import numpy as np
 from scipy.special import erf as _erf
@@ -155,7 +157,7 @@ def _chain_kernel():
             value = value * x + coeffs[i]
         return value, slope
 
-    @numba.njit(cache=True)
+    @numba.njit(cache=True, nogil=True)  # nogil: seeds run on threads; numba's random state is per thread
     def run(C0, K, records, eta, N, v, w, c, coeffs, is_erf, seed):
         np.random.seed(seed)
         n = C0.shape[0]
@@ -228,8 +230,8 @@ def simulate_isotropic(structure, eta, alpha, *, N, seeds, initial, progress=Fal
     v = float(output_weight(structure.output_weights, K))
     w = float(output_weight(structure.teacher_output_weights, M))
     run = _chain_kernel()
-    rs, qs, ts = [], [], []
-    for s in _progress_iter(seeds, progress):
+
+    def one_seed(s):
         R0, Q0, T0 = (initial(s) if callable(initial) else initial)
         C0 = np.block([[np.asarray(Q0, float), np.asarray(R0, float)], [np.asarray(R0, float).T, np.asarray(T0, float)]])
         if C0.shape != (K + M, K + M):
@@ -238,9 +240,14 @@ def simulate_isotropic(structure, eta, alpha, *, N, seeds, initial, progress=Fal
         if done < records[-1]:
             raise ExactdynError(f"seed {s}: the overlaps lost positive definiteness after {done} steps "
                                 "(the run diverged: eta past the stability limit?)")
-        rs.append(out[:, None, :K, K:])
-        qs.append(out[:, None, :K, :K])
-        ts.append(out[0, None, K:, K:])
+        return out
+
+    # each run seeds its own thread's generator, so the result does not depend on the thread count
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        outs = list(_progress_iter(pool.map(one_seed, seeds), progress, total=len(seeds)))
+    rs = [out[:, None, :K, K:] for out in outs]
+    qs = [out[:, None, :K, :K] for out in outs]
+    ts = [out[0, None, K:, K:] for out in outs]
     return Simulation(alpha, N, seeds, (1.0,), (1.0,), np.stack(rs, 1), np.stack(qs, 1), np.stack(ts))
 
 
@@ -255,7 +262,7 @@ def orthonormal_initial(K, M, N, seed):
     return J @ B.T, np.eye(K), np.eye(M)
 
 
-def _progress_iter(items, enabled):
+def _progress_iter(items, enabled, total=None):
     from tqdm import tqdm
 
-    return tqdm(items, disable=not enabled, unit="seed", desc="SGD", leave=False)
+    return tqdm(items, disable=not enabled, unit="seed", desc="SGD", leave=False, total=total)
