@@ -495,8 +495,8 @@ def cmd_late(args, out):
 
     if args.activation == "linear":
         args.activation = "erf"  # the late command's default model
-    if not 0 < args.from_eps < 1:
-        raise ExactdynError("--from-eps must lie between 0 and 1")
+    if not 0 < args.from_eps <= 1e-3:
+        raise ExactdynError("--from-eps must lie in (0, 1e-3]: the expansion is about the zero-error point")
     if not 0 < args.alpha_max < float("inf"):
         raise ExactdynError("--alpha-max must be positive and finite")
     model = Structure.named(args.activation, args.K, args.M, 1, args.output_weights)
@@ -513,7 +513,10 @@ def cmd_late(args, out):
     with mpmath.workprec(exp.bits):
         # the third-order remainder shows as the mismatch with the ODE at alpha0; vouch for no more
         mismatch = abs(exp.eps_at(alpha0) / eps0 - 1)
-        vouched = max(1, min(args.digits, int(-mpmath.log10(3 * mismatch)))) if mismatch > 0 else args.digits
+        vouched = min(args.digits, int(-mpmath.log10(3 * mismatch))) if mismatch > 0 else args.digits
+        if vouched < 1:
+            raise ExactdynError(f"the expansion misses the ODE by {mpmath.nstr(mismatch, 2)} at alpha0 = {alpha0:g}: "
+                                "no digit to vouch for; start later (a smaller --from-eps)")
         values = [mpmath.nstr(exp.eps_at(a), vouched) for a in args.alpha]
         terms = [{"rate": mpmath.nstr(r, 12), "weight": mpmath.nstr(w, vouched)}
                  for r, w in exp.leading(args.terms)]
