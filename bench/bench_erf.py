@@ -9,9 +9,9 @@ import time
 import numpy as np
 
 from exactdyn import Erf, Structure, power_law
-from exactdyn.cache import derive
-from exactdyn.committee import finite_n_initial, integrate
-from exactdyn.simulate import simulate
+from exactdyn.symbolic.cache import derive
+from exactdyn.numeric.committee import finite_n_initial, integrate
+from exactdyn.simulate.sgd import simulate
 
 L, N, ETA, SIGMA_J = 64, 8192, 0.5, 0.5
 

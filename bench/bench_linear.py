@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from exactdyn import power_law
-from exactdyn.solve_linear import solve_linear
+from exactdyn.numeric.linear import solve_linear
 
 ALPHA = [1, 10, 100, 1000]
 ETA = 0.5

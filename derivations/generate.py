@@ -2,10 +2,10 @@
 from pathlib import Path
 import sys
 
-from exactdyn.cache import derive
-from exactdyn.gaussian import Erf, Polynomial
-from exactdyn.hierarchy import Structure
-from exactdyn.render import latex_document
+from exactdyn.symbolic.cache import derive
+from exactdyn.symbolic.expectations import Erf, Polynomial
+from exactdyn.symbolic.hierarchy import Structure
+from exactdyn.symbolic.render import latex_document
 
 HERE = Path(__file__).parent
 CANONICAL = {

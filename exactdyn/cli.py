@@ -7,7 +7,7 @@ import numpy as np
 import sys
 
 from .errors import ExactdynError
-from .exact import certified_decimal, fmpq_str, to_fraction
+from .numbers import certified_decimal, fmpq_str, to_fraction
 
 DEFAULT_DIGITS = 30
 
@@ -46,7 +46,7 @@ def number_list(text):
 # --- spectrum -------------------------------------------------------------------------------
 
 def _spectrum_from_args(args, digits):
-    from .precision import bits_for_digits
+    from .numbers import bits_for_digits
     from .spectrum import from_eigenvalues, power_law
 
     if args.eigenvalues is not None:
@@ -109,16 +109,16 @@ def _short(text):
 # --- derive ---------------------------------------------------------------------------------
 
 def _structure_from_args(args):
-    from .gaussian import Polynomial
-    from .hierarchy import Structure
+    from .symbolic.expectations import Polynomial
+    from .symbolic.hierarchy import Structure
 
     activation = Polynomial(tuple(args.poly)) if args.poly is not None else args.activation
     return Structure.named(activation, args.K, args.M, args.L, args.output_weights, args.loss_factor)
 
 
 def cmd_derive(args, out):
-    from .cache import derive
-    from .render import json_form, latex_document, text_form
+    from .symbolic.cache import derive
+    from .symbolic.render import json_form, latex_document, text_form
 
     structure = _structure_from_args(args)
     system = derive(structure, args.basis, use_cache=not args.no_cache)
@@ -145,11 +145,11 @@ def cmd_solve(args, out):
         return _solve_committee(args, out)
     if args.digits is None:
         args.digits = DEFAULT_DIGITS
-    from .solve_linear import solve_linear
+    from .numeric.linear import solve_linear
 
     initial = None
     if args.init is not None:
-        from .initfile import read_initial
+        from .io.initfile import read_initial
 
         if args.L is not None or args.beta is not None or args.eigenvalues is not None:
             raise ExactdynError("--init defines the spectrum: leave out --L, --beta and --eigenvalues")
@@ -168,7 +168,7 @@ def cmd_solve(args, out):
     sol = solve_linear(spectrum, args.eta, args.alpha, sigma_J=args.sigma_J, initial=initial,
                        digits=args.digits, route=args.route, trainable=args.trainable)
     eps = sol.decimals()
-    from .precision import working_precision
+    from .numbers import working_precision
 
     with working_precision(sol.bits):
         limit = certified_decimal(sol.stability_limit, min(args.digits, 15))
@@ -188,7 +188,7 @@ def cmd_solve(args, out):
     meta.update(extra)
     _write_curve(out, args.format, alpha, eps, meta, f"{args.digits} certified digits")
     if args.plot:
-        from .plotting import plot_curves
+        from .io.plotting import plot_curves
 
         plot_curves([("exact (linear, %s route)" % sol.route, sol.alpha, sol.eps_g)], args.plot,
                     title=f"linear network, {spectrum.label}, eta = {args.eta}")
@@ -201,7 +201,7 @@ def _solve_random_subspace(args, out, spectrum):
     eigenpairs)."""
     import mpmath
 
-    from .solve_linear import random_basis_curve, random_subspace_limit
+    from .numeric.linear import random_basis_curve, random_subspace_limit
 
     if args.N is None:
         raise ExactdynError("--random-subspace needs --N, the input dimension of the drawn subspaces")
@@ -223,7 +223,7 @@ def _solve_random_subspace(args, out, spectrum):
     _write_curve(out, args.format, [str(a) for a in curve.alpha], eps, meta,
                  "mean over drawn subspaces, digits the spread allows")
     if args.plot:
-        from .plotting import plot_curves
+        from .io.plotting import plot_curves
 
         plot_curves([(f"random subspace {args.random_subspace}, N = {args.N}", curve.alpha, curve.eps_g)], args.plot,
                     title=f"linear network, {spectrum.label}, eta = {args.eta}")
@@ -244,11 +244,11 @@ def _write_curve(out, fmt, alpha, eps, meta, digits_label, extra_json=()):
 
 def _committee_initial(args, model):
     """(initial state, init file or None, spectrum or None) from --init, --N/--seed or the expected values."""
-    from . import committee
+    from .numeric import committee
 
     init = spectrum = None
     if args.init is not None:
-        from .initfile import read_initial
+        from .io.initfile import read_initial
 
         if args.L is not None or args.beta is not None or args.eigenvalues is not None or args.N is not None:
             raise ExactdynError("--init defines the spectrum and the state: leave out --L, --beta, --eigenvalues, --N")
@@ -266,8 +266,8 @@ def _committee_initial(args, model):
 
 def _solve_committee(args, out):
     """Nonlinear activations: float64 eigenmode integration, digits verified at a tighter tolerance."""
-    from . import committee
-    from .hierarchy import Structure
+    from .numeric import committee
+    from .symbolic.hierarchy import Structure
 
     if args.route != "mode" or args.trainable is not None or args.approximations:
         raise ExactdynError("--route moment, --trainable and --approximations are for linear networks")
@@ -296,7 +296,7 @@ def _solve_committee(args, out):
     _write_curve(out, args.format, alpha, eps, meta, f"{digits} verified digits",
                  {"overlaps": list(traj.overlaps)} if args.overlaps else {})
     if args.plot:
-        from .plotting import plot_curves
+        from .io.plotting import plot_curves
 
         plot_curves([(f"{args.activation}, K={model.K}, M={model.M}", traj.alpha, traj.eps_g)], args.plot,
                     title=f"{args.activation} committee machine, L={structure.L}, eta={args.eta}")
@@ -305,7 +305,7 @@ def _solve_committee(args, out):
 
 def _solve_committee_high_precision(args, out, structure, initial):
     """Nonlinear activations at --digits: Bulirsch-Stoer at mpmath precision, verified by a second run."""
-    from .highprec import integrate_mp
+    from .numeric.highprec import integrate_mp
 
     traj = integrate_mp(structure, initial, args.eta, args.alpha, digits=args.digits, progress=sys.stderr.isatty())
     meta = {"activation": args.activation, "K": structure.K, "M": structure.M, "L": structure.L,
@@ -315,7 +315,7 @@ def _solve_committee_high_precision(args, out, structure, initial):
     _write_curve(out, args.format, [str(a) for a in args.alpha], traj.decimals(), meta,
                  f"{traj.digits} verified digits")
     if args.plot:
-        from .plotting import plot_curves
+        from .io.plotting import plot_curves
 
         plot_curves([(f"{args.activation}, K={structure.K}, M={structure.M}", traj.alpha, traj.eps_g)], args.plot,
                     title=f"{args.activation} committee machine, L={structure.L}, eta={args.eta}")
@@ -324,8 +324,8 @@ def _solve_committee_high_precision(args, out, structure, initial):
 
 def _approximations(args, spectrum, sol, initial):
     """The papers' approximations next to the exact curve, with their relative errors."""
-    from .precision import working_precision
-    from .solve_linear import integral_approximation, small_eta
+    from .numbers import working_precision
+    from .numeric.linear import integral_approximation, small_eta
 
     small = small_eta(spectrum, args.eta, sol.alpha, sigma_J=args.sigma_J, initial=initial)
     with working_precision(sol.bits):
@@ -348,11 +348,11 @@ def _approximations(args, spectrum, sol, initial):
 def cmd_simulate(args, out):
     import numpy as np
 
-    from .cache import derive
-    from .compiled import compile_system
-    from .hierarchy import Structure
-    from .overlaps import assign, overlap_table
-    from .simulate import simulate
+    from .symbolic.cache import derive
+    from .numeric.compiled import compile_system
+    from .symbolic.hierarchy import Structure
+    from .numeric.overlaps import assign, overlap_table
+    from .simulate.sgd import simulate
 
     alpha = sorted(float(a) for a in args.alpha)
     if [float(a) for a in args.alpha] != alpha:
@@ -384,7 +384,7 @@ def cmd_simulate(args, out):
     else:
         out.write("alpha,eps_g,eps_g_stderr\n" + "".join(f"{a},{float(m)!r},{float(e)!r}\n" for a, m, e in zip(alpha, mean, stderr)))
     if args.plot:
-        from .plotting import plot_curves
+        from .io.plotting import plot_curves
 
         plot_curves([], args.plot, bands=[(f"SGD, N={args.N}, {len(sim.seeds)} seeds", alpha, mean, np.nan_to_num(stderr))],
                     title=f"{args.activation}, K={structure.K}, M={structure.M}, L={spectrum.L}, eta={args.eta}")
@@ -397,7 +397,7 @@ def cmd_check(args, out):
     """Exit 0 when the trajectory is consistent with exactdyn, 1 when not, 2 for unusable input."""
     import math
 
-    from .check import compare, format_report, read_trajectory, report_json
+    from .simulate.check import compare, format_report, read_trajectory, report_json
 
     for name in ("threshold", "rtol"):
         value = getattr(args, name)
@@ -405,7 +405,7 @@ def cmd_check(args, out):
             raise ExactdynError(f"--{name} must be a positive number, got {value}")
     init = None
     if args.init is not None:
-        from .initfile import read_initial
+        from .io.initfile import read_initial
 
         init = read_initial(args.init)
     options = {"activation": args.activation, "eta": args.eta, "output_weights": args.output_weights,
@@ -422,7 +422,7 @@ def cmd_check(args, out):
 # --- plot -----------------------------------------------------------------------------------
 
 def cmd_plot(args, out):
-    from .plotting import curve_from_file, plot_curves
+    from .io.plotting import curve_from_file, plot_curves
 
     if not args.out.lower().endswith(".png"):
         raise ExactdynError(f"--out must name a .png file, got {args.out!r}")
@@ -440,9 +440,9 @@ def cmd_plot(args, out):
 def cmd_plateau(args, out):
     import mpmath
 
-    from .committee import finite_n_initial
-    from .hierarchy import Structure
-    from .plateau import approximate_plateau, find_plateau
+    from .numeric.committee import finite_n_initial
+    from .symbolic.hierarchy import Structure
+    from .numeric.plateau import approximate_plateau, find_plateau
 
     if args.activation == "linear":
         args.activation = "erf"  # the plateau command's default model
@@ -489,9 +489,9 @@ def cmd_plateau(args, out):
 def cmd_late(args, out):
     import mpmath
 
-    from . import committee
-    from .hierarchy import Structure
-    from .plateau import late_time_expansion
+    from .numeric import committee
+    from .symbolic.hierarchy import Structure
+    from .numeric.plateau import late_time_expansion
 
     if args.activation == "linear":
         args.activation = "erf"  # the late command's default model
@@ -543,7 +543,7 @@ def cmd_late(args, out):
 def cmd_landscape(args, out):
     import sympy as sp
 
-    from .quadratic import landscape
+    from .models.quadratic import landscape
 
     if args.K > 16 or args.M > 16:
         raise ExactdynError("--K and --M must be at most 16")
@@ -590,12 +590,12 @@ def cmd_demo(args, out):
     """Derive, print, solve exactly, compare with finite-N SGD, save a plot."""
     import numpy as np
 
-    from .gaussian import Polynomial
-    from .hierarchy import Structure
-    from .linear import derive_linear
-    from .plotting import plot_curves
-    from .simulate import simulate
-    from .solve_linear import solve_linear
+    from .symbolic.expectations import Polynomial
+    from .symbolic.hierarchy import Structure
+    from .symbolic.linear import derive_linear
+    from .io.plotting import plot_curves
+    from .simulate.sgd import simulate
+    from .numeric.linear import solve_linear
     from .spectrum import power_law
 
     L, eta, sigma_J = 8, "0.5", "0.5"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import flint
 
 from .errors import ExactdynError
-from .exact import to_fraction, to_fmpq
-from .precision import working_precision
+from .numbers import to_fraction, to_fmpq
+from .numbers import working_precision
 
 MAX_L = 1_000_000
 

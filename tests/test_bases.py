@@ -6,10 +6,10 @@ import pytest
 import sympy as sp
 
 from exactdyn import Structure, basis_map, derive_mode, derive_moment, power_law
-from exactdyn.compiled import compile_system
-from exactdyn.gaussian import Erf, Polynomial
-from exactdyn.overlaps import assign, overlap_table
-from exactdyn.precision import working_precision
+from exactdyn.numeric.compiled import compile_system
+from exactdyn.symbolic.expectations import Erf, Polynomial
+from exactdyn.numeric.overlaps import assign, overlap_table
+from exactdyn.numbers import working_precision
 
 
 def _moment_vs_mode_difference(structure):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from exactdyn.cache import derive
+from exactdyn.symbolic.cache import derive
 from exactdyn.cli import main
-from exactdyn.hierarchy import ETA, Structure
+from exactdyn.symbolic.hierarchy import ETA, Structure
 
 
 def _run(capsys, argv):
@@ -146,8 +146,8 @@ def test_check_rejects_a_teacher_missing_its_inverse_sqrt_n(capsys, tmp_path):
 
 def _write_ode(path, structure, init_path, eta, alpha, eta2_factor):
     """Another ODE code's output: exactdyn's derived system with its eta^2 terms times eta2_factor."""
-    from exactdyn import committee
-    from exactdyn.initfile import read_initial
+    from exactdyn.numeric import committee
+    from exactdyn.io.initfile import read_initial
 
     system = derive(structure, "mode")
     # every right-hand side is a polynomial of degree 2 in eta

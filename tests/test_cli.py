@@ -198,7 +198,7 @@ def test_solve_random_subspace(capsys):
     """The mean of the per-draw exact curves, printed with the digits the spread over draws allows,
     and each draw's alpha -> infinity error above the N -> infinity, small-eta limit's order."""
     from exactdyn import power_law
-    from exactdyn.solve_linear import random_basis_curve
+    from exactdyn.numeric.linear import random_basis_curve
 
     argv = ["solve", "--L", "4", "--eta", "0.5", "--alpha", "0,2,1000", "--random-subspace", "1/4", "--N", "256",
             "--draws", "3", "--format", "json"]

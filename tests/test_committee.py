@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from exactdyn import Erf, ExactdynError, Structure, power_law
-from exactdyn.committee import expected_initial, finite_n_initial, integrate
-from exactdyn.compiled import compile_system
-from exactdyn.cache import derive
-from exactdyn.overlaps import assign, overlap_table
-from exactdyn.simulate import simulate
+from exactdyn.numeric.committee import expected_initial, finite_n_initial, integrate
+from exactdyn.numeric.compiled import compile_system
+from exactdyn.symbolic.cache import derive
+from exactdyn.numeric.overlaps import assign, overlap_table
+from exactdyn.simulate.sgd import simulate
 
 
 def _sgd_eps(structure, sim, eta):
@@ -59,7 +59,7 @@ def test_mismatched_initial_state_is_refused():
 
 
 def test_plateau_measure_on_a_synthetic_curve():
-    from exactdyn.committee import plateau
+    from exactdyn.numeric.committee import plateau
 
     alpha = np.linspace(0, 100, 2001)
     eps = 0.01 + 0.5 * np.exp(-alpha) - 0.01 / (1 + np.exp(-(alpha - 60)))  # drop, plateau at 0.01, escape at 60
@@ -71,7 +71,7 @@ def test_plateau_measure_on_a_synthetic_curve():
 @pytest.mark.slow
 def test_plateau_shortens_with_L():
     """The power-law paper's finding, from the derived ODEs: more distinct eigenvalues, shorter plateau."""
-    from exactdyn.committee import plateau
+    from exactdyn.numeric.committee import plateau
 
     alpha = np.linspace(0, 1500, 601)
     lengths = []

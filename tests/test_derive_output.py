@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 
-from exactdyn import Erf, Structure, cache
+from exactdyn import Erf, Structure
+from exactdyn.symbolic import cache
 from exactdyn.cli import main
-from exactdyn.render import latex_document
+from exactdyn.symbolic.render import latex_document
 
 ROOT = Path(__file__).resolve().parents[1]
 

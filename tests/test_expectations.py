@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from exactdyn.gaussian import Erf, Polynomial, isserlis, slot_covariance
+from exactdyn.symbolic.expectations import Erf, Polynomial, isserlis, slot_covariance
 
 import sympy as sp
 

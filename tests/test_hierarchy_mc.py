@@ -9,10 +9,10 @@ import pytest
 from scipy.special import erf
 
 from exactdyn import Structure, derive_mode, derive_moment
-from exactdyn.compiled import compile_system
-from exactdyn.config import output_weight
-from exactdyn.gaussian import Erf, Polynomial
-from exactdyn.overlaps import assign, overlap_table
+from exactdyn.numeric.compiled import compile_system
+from exactdyn.symbolic.conventions import output_weight
+from exactdyn.symbolic.expectations import Erf, Polynomial
+from exactdyn.numeric.overlaps import assign, overlap_table
 
 SAMPLES = 1_000_000
 CHUNK = 250_000

@@ -5,8 +5,8 @@ import pytest
 
 from exactdyn import Structure, power_law
 from exactdyn.cli import main
-from exactdyn.committee import expected_initial, integrate
-from exactdyn.highprec import integrate_mp
+from exactdyn.numeric.committee import expected_initial, integrate
+from exactdyn.numeric.highprec import integrate_mp
 
 
 def _initial(L):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from exactdyn.hierarchy import ETA
-from exactdyn.linear import derive_linear, shifted_coefficient_formula
+from exactdyn.symbolic.hierarchy import ETA
+from exactdyn.symbolic.linear import derive_linear, shifted_coefficient_formula
 
 
 @pytest.mark.parametrize("L", [1, 2, 3, 4])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from exactdyn import ExactdynError, PrecisionError, Polynomial, Structure, power_law
-from exactdyn.precision import working_precision
-from exactdyn.simulate import simulate
-from exactdyn.solve_linear import integral_approximation, small_eta, solve_linear
+from exactdyn.numbers import working_precision
+from exactdyn.simulate.sgd import simulate
+from exactdyn.numeric.linear import integral_approximation, small_eta, solve_linear
 
 ALPHA = [0, "0.5", 3, 40, 700]
 
@@ -141,8 +141,8 @@ def test_finite_N_sgd_agrees_with_exact_curve(L, alpha):
 
 def test_fast_shifted_coefficients_match_the_derived_formula():
     """The solver forms c~ by one polynomial product; the closed form from the derivation agrees."""
-    from exactdyn.linear import shifted_coefficient_formula
-    from exactdyn.solve_linear import _shifted_coefficients
+    from exactdyn.symbolic.linear import shifted_coefficient_formula
+    from exactdyn.numeric.linear import _shifted_coefficients
 
     spec = power_law(12, 2)
     with working_precision(2000):
@@ -156,7 +156,7 @@ def test_fast_shifted_coefficients_match_the_derived_formula():
 def test_random_subspace_limit_against_a_haar_projection():
     """The deterministic-equivalent limit against (1/2N) tr[Sigma - Sigma U (U^T Sigma U)^-1 U^T Sigma]
     for one Haar-random U at N = 1600 (finite-N fluctuations well under 1%)."""
-    from exactdyn.solve_linear import haar_subspace, random_subspace_limit
+    from exactdyn.numeric.linear import haar_subspace, random_subspace_limit
 
     spec = power_law(8, 1)
     lam, rho = spec.floats()
@@ -172,7 +172,7 @@ def test_random_subspace_limit_against_a_haar_projection():
 
 def test_feature_scaling_limits_follow_a_power_law_in_the_trainable_dimension():
     """beta = 1, L = 400: the eigenbasis limit and the random-basis limit both fall as N_l^-beta."""
-    from exactdyn.solve_linear import random_subspace_limit
+    from exactdyn.numeric.linear import random_subspace_limit
 
     spec = power_law(400, 1)
     counts = [4, 8, 16, 32, 64]
@@ -186,7 +186,7 @@ def test_feature_scaling_limits_follow_a_power_law_in_the_trainable_dimension():
 def test_random_basis_curve_against_sgd_in_the_same_subspace():
     """One-pass SGD of a student confined to one Haar subspace (numpy, written here) against the
     exact curve for that subspace; the eigenbasis curve with as many trainable directions is far off."""
-    from exactdyn.solve_linear import haar_subspace, random_basis_curve
+    from exactdyn.numeric.linear import haar_subspace, random_basis_curve
 
     spec = power_law(8, 1)
     lam, _ = spec.floats()
@@ -217,7 +217,7 @@ def test_random_basis_curve_against_sgd_in_the_same_subspace():
 def test_random_basis_curve_tends_to_the_deterministic_limit_and_self_averages():
     """Small eta: each draw's alpha -> infinity error is the Haar limit up to finite-N scatter, and the
     scatter of the curves over draws shrinks as 1/N (a linear spectral statistic), not 1/sqrt(N)."""
-    from exactdyn.solve_linear import random_basis_curve, random_subspace_limit
+    from exactdyn.numeric.linear import random_basis_curve, random_subspace_limit
 
     spec = power_law(4, 1)
     limit = float(random_subspace_limit(spec, "1/4", digits=15))
@@ -230,7 +230,7 @@ def test_random_basis_curve_tends_to_the_deterministic_limit_and_self_averages()
 
 
 def test_random_basis_curve_rejects_bad_requests():
-    from exactdyn.solve_linear import random_basis_curve
+    from exactdyn.numeric.linear import random_basis_curve
 
     spec = power_law(4, 1)
     for fraction, N, eta in (("1/3", 64, "0.5"), ("1", 64, "0.5"), ("1/4", 1, "0.5"), ("1/4", 64, "40")):

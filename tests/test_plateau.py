@@ -7,9 +7,9 @@ import pytest
 
 from exactdyn import Structure, power_law
 from exactdyn.cli import main
-from exactdyn.committee import integrate
-from exactdyn.committee import finite_n_initial
-from exactdyn.plateau import approximate_plateau, find_plateau
+from exactdyn.numeric.committee import integrate
+from exactdyn.numeric.committee import finite_n_initial
+from exactdyn.numeric.plateau import approximate_plateau, find_plateau
 
 
 def _setup(L):
@@ -94,7 +94,7 @@ def test_plateau_cli(capsys):
 def test_late_time_slowest_mode_decays_at_its_eigenvalue(L):
     """Started at the specialised point plus 1e-6 along the slowest eigenvector, the float64 ODE's
     deviation shrinks as exp(mu_slowest alpha); and the rates spread over more decades as L grows."""
-    from exactdyn.plateau import late_time_linearisation
+    from exactdyn.numeric.plateau import late_time_linearisation
 
     structure, lam, frac, t = _setup(L)
     lt = late_time_linearisation(structure, lam, frac, t, 0.1, digits=20)
@@ -118,7 +118,7 @@ def test_late_time_slowest_mode_decays_at_its_eigenvalue(L):
 
 
 def test_late_time_rates_spread_with_L():
-    from exactdyn.plateau import late_time_linearisation
+    from exactdyn.numeric.plateau import late_time_linearisation
 
     spread = []
     for L in (1, 4):
@@ -130,7 +130,7 @@ def test_late_time_rates_spread_with_L():
 
 def _late_state(L, alpha_end):
     """The float64 ODE from a near-symmetric start; the state where eps_g first drops below 1e-7."""
-    from exactdyn.committee import expected_initial
+    from exactdyn.numeric.committee import expected_initial
 
     structure, lam, frac, t = _setup(L)
     alpha = np.linspace(0, alpha_end, 101)
@@ -150,7 +150,7 @@ def test_late_time_expansion_follows_the_ode(L, alpha_end, span):
     falls 200-fold; its slowest term decays at twice the slowest eigenvalue.  A first-order Taylor
     expansion of eps_g (rates mu_a only) misses the error almost entirely: eps_g's gradient vanishes
     on the slowest modes."""
-    from exactdyn.plateau import late_time_expansion
+    from exactdyn.numeric.plateau import late_time_expansion
 
     structure, init, overlaps, alpha0 = _late_state(L, alpha_end)
     lam, frac, t = init[0], init[1], init[4]
@@ -170,8 +170,8 @@ def test_high_precision_path_resolves_a_small_error():
     """At eps_g ~ 1e-7 the first pair of high-precision runs loses digits to the cancellation; the
     rerun with them added (more bits than the first pair's) delivers the 8 asked, matching the
     restarted float64 ODE to its own accuracy."""
-    from exactdyn.highprec import integrate_mp
-    from exactdyn.precision import bits_for_digits
+    from exactdyn.numeric.highprec import integrate_mp
+    from exactdyn.numbers import bits_for_digits
 
     structure, init, _, _ = _late_state(1, 3000)
     hp = integrate_mp(structure, init, "0.1", [0, 20], digits=8)
@@ -202,7 +202,7 @@ def test_late_cli(capsys):
 
 def test_fixed_point_requests_are_checked():
     from exactdyn import ExactdynError
-    from exactdyn.plateau import late_time_expansion
+    from exactdyn.numeric.plateau import late_time_expansion
 
     structure, lam, frac, t = _setup(2)
     with pytest.raises(ExactdynError, match="2 matrices of size 2 x 2"):

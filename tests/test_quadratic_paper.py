@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from exactdyn.hierarchy import ETA as eta
-from exactdyn.quadratic import (EPS_SYM, T_SYM, closest_solution, compile_flow, escape_law, isotropic_system,
+from exactdyn.symbolic.hierarchy import ETA as eta
+from exactdyn.models.quadratic import (EPS_SYM, T_SYM, closest_solution, compile_flow, escape_law, isotropic_system,
                                 landscape, norm_fixed_point, plateau_rates, population_hessian, risk_gradient,
                                 risk_quadratic, s_matrix, student_dof, trajectory, zero_error_dimensions)
 

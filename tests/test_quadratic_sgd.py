@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from exactdyn.hierarchy import Structure
-from exactdyn.quadratic import compile_flow, isotropic_system, trajectory
-from exactdyn.simulate import orthonormal_initial, simulate, simulate_isotropic
+from exactdyn.symbolic.hierarchy import Structure
+from exactdyn.models.quadratic import compile_flow, isotropic_system, trajectory
+from exactdyn.simulate.sgd import orthonormal_initial, simulate, simulate_isotropic
 
 
 def test_overlap_chain_has_the_law_of_the_full_simulation():

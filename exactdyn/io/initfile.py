@@ -12,9 +12,9 @@ from fractions import Fraction
 import json
 import os
 
-from .errors import ExactdynError
-from .exact import to_fraction
-from .spectrum import from_eigenvalues
+from ..errors import ExactdynError
+from ..numbers import to_fraction
+from ..spectrum import from_eigenvalues
 
 MAX_BYTES = 64 * 1024 * 1024
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .errors import ExactdynError
+from ..errors import ExactdynError
 
 BACKENDS = {"float": ["math"], "mpmath": ["mpmath"]}
 

@@ -11,10 +11,10 @@ import time
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .cache import derive
+from ..symbolic.cache import derive
 from .compiled import compile_system
-from .errors import ExactdynError
-from .initfile import InitialOverlaps
+from ..errors import ExactdynError
+from ..io.initfile import InitialOverlaps
 from .overlaps import assign, overlap_table
 
 
@@ -44,7 +44,7 @@ def expected_initial(eigenvalues, fractions, K, M, sigma_J, perturbation=1e-3, s
 
 def finite_n_initial(eigenvalues, fractions, K, M, N, seed, sigma_J):
     """Overlaps of an actual draw B ~ N(0, I_N), J ~ N(0, sigma_J^2 I_N) (as `simulate` draws them)."""
-    from .simulate import group_sizes
+    from ..simulate.sgd import group_sizes
 
     sizes = group_sizes(fractions, N)
     rng = np.random.default_rng(seed)

@@ -4,7 +4,7 @@ import json
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .gaussian import Polynomial, slot_covariance
+from .expectations import Polynomial, slot_covariance
 from .hierarchy import derive_general_order
 
 _LINE_CHARS = 180
@@ -110,7 +110,7 @@ def latex_document(system, structure):
 
 
 def _weight(convention, width):
-    from .config import output_weight
+    from .conventions import output_weight
     return output_weight(convention, width)
 
 

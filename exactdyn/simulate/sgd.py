@@ -12,9 +12,9 @@ import os
 import numpy as np
 from scipy.special import erf as _erf
 
-from .config import output_weight
-from .errors import ExactdynError
-from .gaussian import Erf, Polynomial
+from ..symbolic.conventions import output_weight
+from ..errors import ExactdynError
+from ..symbolic.expectations import Erf, Polynomial
 
 MAX_STEPS = 50_000_000
 

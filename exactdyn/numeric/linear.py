@@ -17,10 +17,10 @@ import time
 import flint
 import numpy as np
 
-from .errors import ExactdynError, PrecisionError
-from .exact import certified_decimal, to_fraction, to_fmpq
-from .precision import bits_for_digits, working_precision
-from .spectrum import Spectrum
+from ..errors import ExactdynError, PrecisionError
+from ..numbers import certified_decimal, to_fraction, to_fmpq
+from ..numbers import bits_for_digits, working_precision
+from ..spectrum import Spectrum
 
 ROUTES = ("mode", "moment")
 MAX_BITS = 1 << 22
@@ -454,7 +454,7 @@ def random_basis_curve(spectrum, fraction, eta, alpha, *, N, draws=(0,), sigma_J
     the eta^2 term as the constant source 2 eps_inf.  Each draw's curve is `solve_linear` on that
     spectrum, certified for the draw's float64 eigenpairs.  The O(1/N) rate term 2 eta^2 a_i^2 / N is
     dropped, as in every ODE here."""
-    from .simulate import group_sizes
+    from ..simulate.sgd import group_sizes
 
     f = to_fraction(fraction, "fraction")
     if isinstance(N, bool) or not isinstance(N, int) or N < 2:

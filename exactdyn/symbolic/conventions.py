@@ -4,10 +4,10 @@ from fractions import Fraction
 
 import sympy as sp
 
-from .errors import ExactdynError
-from .exact import to_fraction
-from .gaussian import Activation, Polynomial, activation_from_name
-from .spectrum import Spectrum, isotropic
+from ..errors import ExactdynError
+from ..numbers import to_fraction
+from .expectations import Activation, Polynomial, activation_from_name
+from ..spectrum import Spectrum, isotropic
 
 OUTPUT_WEIGHTS = ("one", "sqrt", "mean")
 MAX_WIDTH = 64

@@ -1,9 +1,15 @@
-"""Exact reading of user numbers: decimal strings and ints become rationals, never floats."""
+"""Exact reading of user numbers and working precision: the bottom layer every other module uses.
+
+User numbers (decimal strings, ints, p/q) become rationals, never floats; precision is an explicit,
+scoped argument (never a global left behind).
+"""
+from contextlib import contextmanager
 from fractions import Fraction
 import math
 import re
 
 import flint
+import mpmath
 import sympy as sp
 
 from .errors import ExactdynError
@@ -72,3 +78,18 @@ def certified_decimal(x, digits):
         got = max(0, int(x.rel_accuracy_bits() / math.log2(10)) - 1) if x.is_finite() else 0
         raise PrecisionError(f"only {got} digits can be certified, {digits} were asked for")
     return x.str(digits, radius=False)
+
+GUARD_BITS = 20
+
+
+def bits_for_digits(digits):
+    return int(math.ceil(digits * math.log2(10))) + GUARD_BITS
+
+
+@contextmanager
+def working_precision(bits):
+    """Set flint's and mpmath's precision to `bits` for the block, restoring both on exit."""
+    if not isinstance(bits, int) or bits < 2:
+        raise ExactdynError(f"precision must be an integer number of bits >= 2, got {bits!r}")
+    with flint.ctx.workprec(bits), mpmath.workprec(bits):
+        yield

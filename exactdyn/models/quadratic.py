@@ -17,9 +17,9 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from .cache import derive
-from .errors import ExactdynError
-from .hierarchy import ETA, Structure
+from ..symbolic.cache import derive
+from ..errors import ExactdynError
+from ..symbolic.hierarchy import ETA, Structure
 
 T_SYM = sp.Symbol("t", positive=True)
 EPS_SYM = sp.Symbol("epsilon", positive=True)

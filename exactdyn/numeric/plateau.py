@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 import mpmath
 import numpy as np
 
-from .cache import derive
+from ..symbolic.cache import derive
 from .committee import integrate
 from .compiled import compile_system
-from .errors import ExactdynError, PrecisionError
-from .exact import to_fraction
+from ..errors import ExactdynError, PrecisionError
+from ..numbers import to_fraction
 from .overlaps import assign, overlap_table
-from .precision import bits_for_digits, working_precision
+from ..numbers import bits_for_digits, working_precision
 
 
 @dataclass(frozen=True)

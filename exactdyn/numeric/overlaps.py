@@ -4,7 +4,7 @@
 and fractions ``frac[k]`` of the input dimension; the moment basis follows by the exact map
 ``X^(l) = sum_k lam_k^l x^k``.  Works with any number type (float, mpf, arb, fmpq).
 """
-from .errors import ExactdynError
+from ..errors import ExactdynError
 
 
 def overlap_table(lam, frac, r, q, t, eta, coefficients=None):

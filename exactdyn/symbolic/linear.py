@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .errors import ExactdynError
-from .gaussian import Polynomial
+from ..errors import ExactdynError
+from .expectations import Polynomial
 from .hierarchy import ETA, Structure, derive_moment
 
 

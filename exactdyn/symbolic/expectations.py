@@ -16,7 +16,7 @@ from itertools import combinations_with_replacement
 
 import sympy as sp
 
-from .errors import ExactdynError
+from ..errors import ExactdynError
 
 
 def slot_covariance(n):
@@ -79,7 +79,7 @@ class Polynomial(Activation):
     coeffs: tuple
 
     def __post_init__(self):
-        from .exact import to_fraction
+        from ..numbers import to_fraction
 
         coeffs = tuple(to_fraction(c, "polynomial coefficient") for c in self.coeffs)
         while len(coeffs) > 1 and coeffs[-1] == 0:

@@ -14,11 +14,11 @@ from itertools import combinations_with_replacement
 
 import sympy as sp
 
-from .errors import ExactdynError
-from .exact import to_fraction
-from .gaussian import Polynomial, activation_from_name
+from ..errors import ExactdynError
+from ..numbers import to_fraction
+from .expectations import Polynomial, activation_from_name
 from .system import ODESystem
-from .config import MAX_WIDTH, output_weight, OUTPUT_WEIGHTS
+from .conventions import MAX_WIDTH, output_weight, OUTPUT_WEIGHTS
 
 ETA = sp.Symbol("eta", positive=True)
 ELL = sp.Symbol("l", integer=True, positive=True)

@@ -49,8 +49,8 @@ def curve_from_file(path):
     """(label, alpha, eps_g, stderr or None) from a `solve` or `simulate` JSON output."""
     import json
 
-    from .check import _alpha, _finite, _load_text, _reject_constant
-    from .errors import ExactdynError
+    from ..simulate.check import _alpha, _finite, _load_text, _reject_constant
+    from ..errors import ExactdynError
 
     try:
         data = json.loads(_load_text(path), parse_constant=_reject_constant)

@@ -23,9 +23,9 @@ import re
 
 import numpy as np
 
-from .errors import ExactdynError
-from .exact import to_fraction
-from .initfile import checked_size, parse_initial
+from ..errors import ExactdynError
+from ..numbers import to_fraction
+from ..io.initfile import checked_size, parse_initial
 
 CONFIG_KEYS = {"activation", "eta", "output_weights", "N", "seeds", "K", "M", "L"}
 # keys `solve` and `simulate` write that a check does not need
@@ -375,8 +375,8 @@ def read_trajectory(path, options=None, init=None):
 def predict(traj):
     """exactdyn's series for every quantity in the file, averaged over the file's initial states,
     and the number of digits the float64 integration vouches for."""
-    from .committee import from_file, integrate
-    from .hierarchy import Structure
+    from ..numeric.committee import from_file, integrate
+    from ..symbolic.hierarchy import Structure
 
     structure = Structure.named(traj.activation, traj.K, traj.M, traj.L, traj.output_weights)
     lam, frac = traj.initial[0].spectrum.floats()

@@ -11,12 +11,12 @@ import time
 
 import mpmath
 
-from .cache import derive
+from ..symbolic.cache import derive
 from .compiled import compile_system
-from .errors import ExactdynError, PrecisionError
-from .exact import to_fraction
+from ..errors import ExactdynError, PrecisionError
+from ..numbers import to_fraction
 from .overlaps import assign, overlap_table
-from .precision import bits_for_digits, working_precision
+from ..numbers import bits_for_digits, working_precision
 
 MAX_LEVEL = 14
 TARGET_LEVEL = 9

@@ -9,11 +9,11 @@ from pathlib import Path
 import pickle
 import tempfile
 
-from . import __version__
+from .. import __version__
 from .hierarchy import Structure, derive_mode, derive_moment
 
 _MAGIC = b"exactdyn-cache-1\n"
-_SOURCES = ("hierarchy.py", "gaussian.py", "system.py")
+_SOURCES = ("hierarchy.py", "expectations.py", "system.py", "conventions.py")
 BUILDERS = {"moment": derive_moment, "mode": derive_mode}
 
 
@@ -68,7 +68,7 @@ def _write(path, system):
 def derive(structure, basis="moment", *, use_cache=True):
     """The closed system of `structure` in the `basis` ('moment' or 'mode'), from the cache when possible."""
     if basis not in BUILDERS:
-        from .errors import ExactdynError
+        from ..errors import ExactdynError
         raise ExactdynError(f"unknown basis {basis!r}: choose moment or mode")
     if not isinstance(structure, Structure):
         structure = Structure.of(structure)
