@@ -1,4 +1,4 @@
-"""Quadratic two-layer networks on isotropic inputs (MODEL.md section 2, the quadratic-network paper).
+"""Quadratic two-layer networks on isotropic inputs (docs/model.md section 2, the quadratic-network paper).
 
 Student width p = K, teacher width p* = M, mean output weights, loss (y - yhat)^2.  Every
 equation here comes from the derivation engine: the L = 1 moment system with Sigma = I

@@ -28,7 +28,7 @@ def _width(value, name):
 
 @dataclass(frozen=True)
 class Model:
-    """Soft committee machine teacher-student setup (MODEL.md).
+    """Soft committee machine teacher-student setup (docs/model.md).
 
     Loss ``loss_factor * (sigma - zeta)^2``: 1/2 in the committee-machine papers, 1 in the
     quadratic-network paper.  Numbers are kept as exact Fractions.
@@ -78,7 +78,7 @@ class Model:
 
     @classmethod
     def quadratic_paper(cls, K, M, **kwargs):
-        """MODEL.md section 2: quadratic activation, mean output weights, loss without 1/2."""
+        """docs/model.md section 2: quadratic activation, mean output weights, loss without 1/2."""
         kwargs.setdefault("output_weights", "mean")
         kwargs.setdefault("loss_factor", 1)
         return cls(Polynomial((0, 0, 1)), K, M, **kwargs)

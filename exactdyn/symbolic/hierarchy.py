@@ -1,4 +1,4 @@
-"""Derivation of the closed order-parameter ODEs of the soft committee machine (MODEL.md section 1).
+"""Derivation of the closed order-parameter ODEs of the soft committee machine (docs/model.md section 1).
 
 One-pass SGD, J_i <- J_i + (eta/sqrt N) delta_i xi, delta_i = 2 c v_i g'(x_i)(zeta - sigma) for the
 loss c (sigma - zeta)^2.  Averaging an increment needs, besides expectations over the first-order
@@ -44,7 +44,7 @@ class Structure:
 
     @classmethod
     def named(cls, activation, K, M, L, output_weights=None, loss_factor=None):
-        """The papers' conventions by activation name: the quadratic network (MODEL.md section 2)
+        """The papers' conventions by activation name: the quadratic network (docs/model.md section 2)
         has mean output weights and loss (sigma - zeta)^2; the committee machines weights one and
         loss (sigma - zeta)^2 / 2.  `activation` is a name or an Activation; `None` picks the default."""
         quadratic_paper = activation == "quadratic"

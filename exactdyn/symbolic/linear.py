@@ -1,7 +1,7 @@
 """Linear networks (g(x) = x): the error hierarchy D^(l) = (J - B) Sigma^l (J - B) / N.
 
 Derived from the K = M = 1 moment hierarchy (a linear committee with v = w = 1; the `sqrt`
-convention makes wider linear networks equivalent to it, MODEL.md).  The dynamics is
+convention makes wider linear networks equivalent to it, docs/model.md).  The dynamics is
 dD/dalpha = A D with A = -2 eta S + eta^2 t e_1^T: S the companion matrix of the minimal
 polynomial, t = (tau_2, ..., tau_{L+1}).
 """
