@@ -135,14 +135,24 @@ class _Derivation:
         """E[prod g^(d)(field)] over the first-order fields: an atom symbol, or inline for polynomials."""
         slots = tuple(sorted(slots))
         if slots not in self.atoms:
-            derivs = tuple(d for _, d in slots)
-            generic = self.s.activation.expectation(derivs)
-            n = len(slots)
-            sub = {sp.Symbol(f"C_{a + 1}{b + 1}", real=True): self.cov1(slots[a][0], slots[b][0])
-                   for a in range(n) for b in range(a, n)}
-            closed = generic.xreplace(sub)
+            generic = self.s.activation.expectation(tuple(d for _, d in slots))
+            closed = self._instance(generic, [f for f, _ in slots])
             self.atoms[slots] = (closed if self.inline else self.namer.atom(slots), closed)
         return self.atoms[slots][0]
+
+    def _instance(self, generic, fields):
+        """`generic` at the slots' covariances.  A field in two slots makes sqrt((1 + C_11)(1 + C_22))
+        a square root of a square: its variance enters first as a nonnegative dummy, so that sympy
+        takes the root 1 + C_11 rather than Abs(1 + C_11)."""
+        var = {f: sp.Dummy(nonnegative=True) for f in fields if fields.count(f) > 1}
+        n = len(fields)
+        sub = {sp.Symbol(f"C_{a + 1}{b + 1}", real=True):
+               var[fields[a]] if fields[a] == fields[b] and fields[a] in var else self.cov1(fields[a], fields[b])
+               for a in range(n) for b in range(a, n)}
+        closed = generic.xreplace(sub).xreplace({d: self.cov1(f, f) for f, d in var.items()})
+        # An Abs left wraps 1 + the variance of one field in both plain slots under the tilted law.
+        return closed.replace(lambda e: isinstance(e, sp.Abs) and e.args[0].as_coeff_Add()[0] == 1,
+                              lambda e: e.args[0])
 
     def with_probe(self, terms, cov_probe):
         """<z * sum coef * prod slots> by Stein's lemma; cov_probe(field) = Cov(z, field)."""
@@ -274,6 +284,55 @@ def derive_general_order(structure):
     return tuple(eqs), der.intermediates(), {**namer.latex, ETA: r"\eta"}
 
 
+def _group_overlaps(s):
+    """The overlaps of one eigenvalue group as (kind, a, b): its states r, q, then the teacher's t."""
+    return ([("r", i, n) for i in range(1, s.K + 1) for n in range(1, s.M + 1)]
+            + [("q", i, j) for i, j in _pairs(s.K)] + [("t", n, m) for n, m in _pairs(s.M)])
+
+
+def _group_symbols(s, namer, k):
+    """lambda_k, rho_k and the overlaps of group k as _group_overlaps orders them.  k = "" gives
+    the generic group: its names sort among all other symbols just as any group's names do."""
+    return (namer.sym(f"lam{k}", rf"\lambda_{{{k}}}", positive=True),
+            namer.sym(f"frac{k}", rf"\rho_{{{k}}}", positive=True),
+            *(namer.mode_param(kind, k, a, b) for kind, a, b in _group_overlaps(s)))
+
+
+def _group_template(s, der):
+    """The simplified rhs of one generic eigenvalue group and its symbols (_group_symbols):
+    every group's equations are this template in the group's own symbols."""
+    generic = _group_symbols(s, _Namer(), "")
+    lam, frac = generic[:2]
+    overlap = dict(zip(_group_overlaps(s), generic[2:]))
+
+    def ov(kind, a, b):
+        return overlap[(kind, *sorted((a, b)))] if kind in "qt" else overlap[(kind, a, b)]
+
+    def probe_y(idx, f):   # z = B_idx P_k xi / sqrt N
+        return lam * (ov("r", f[1], idx) if f[0] == "x" else ov("t", idx, f[1]))
+
+    def probe_x(idx, f):
+        return lam * (ov("q", idx, f[1]) if f[0] == "x" else ov("r", idx, f[1]))
+
+    rhs = ([der.R_rhs(i, n, probe_y) for i in range(1, s.K + 1) for n in range(1, s.M + 1)]
+           + [der.Q_rhs(i, j, probe_x, lam * frac) for i, j in _pairs(s.K)])
+    return generic, [_simplify(e, der.inline) for e in rhs]
+
+
+def _rename(expr, sub):
+    """`expr` with its symbols renamed by `sub`.  The new names sort as the old ones do, so each
+    Add and Mul keeps its canonical argument order and is rebuilt without sorting again
+    (_from_args), many times faster than xreplace."""
+    if expr in sub:
+        return sub[expr]
+    args = tuple(_rename(a, sub) for a in expr.args)
+    if all(new is old for new, old in zip(args, expr.args)):
+        return expr
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        return expr.func._from_args(args)
+    return expr.func(*args)
+
+
 def derive_mode(structure):
     """The same dynamics per eigenvalue group k = 1..L: r^k, q^k, with lambda_k and the fraction
     rho_k of input dimensions in group k as parameters."""
@@ -283,41 +342,27 @@ def derive_mode(structure):
     lam = [namer.sym(f"lam{k}", rf"\lambda_{{{k}}}", positive=True) for k in range(1, L + 1)]
     frac = [namer.sym(f"frac{k}", rf"\rho_{{{k}}}", positive=True) for k in range(1, L + 1)]
     der = _Derivation(s, namer, _first_order_cov(namer))
-
-    def mode(kind, k, a, b):
-        return namer.mode_param(kind, k, a, b)
-
+    generic, template = _group_template(s, der)
+    keys = _group_overlaps(s)[:len(template)]   # the states' overlaps: r, q
     states, layout, rhs = [], [], []
     for k in range(1, L + 1):
-        lk = lam[k - 1]
-
-        def probe_y(idx, f, k=k, lk=lk):   # z = B_idx P_k xi / sqrt N
-            return lk * (mode("r", k, f[1], idx) if f[0] == "x" else mode("t", k, idx, f[1]))
-
-        def probe_x(idx, f, k=k, lk=lk):
-            return lk * (mode("q", k, idx, f[1]) if f[0] == "x" else mode("r", k, idx, f[1]))
-
-        for i in range(1, s.K + 1):
-            for n in range(1, s.M + 1):
-                states.append(mode("r", k, i, n))
-                layout.append(("r", k, i, n))
-                rhs.append(der.R_rhs(i, n, probe_y))
-        for i, j in _pairs(s.K):
-            states.append(mode("q", k, i, j))
-            layout.append(("q", k, i, j))
-            rhs.append(der.Q_rhs(i, j, probe_x, lk * frac[k - 1]))
-    eps = der.eps_g()
+        own = _group_symbols(s, namer, k)
+        sub = dict(zip(generic, own))
+        states += own[2:2 + len(keys)]
+        layout += [(kind, k, a, b) for kind, a, b in keys]
+        rhs += [_rename(e, sub) for e in template]
+    eps = _simplify(der.eps_g(), der.inline)
     first = []
     for kind, mkind, pairs in (("Q", "q", _pairs(s.K)), ("R", "r", [(i, n) for i in range(1, s.K + 1) for n in range(1, s.M + 1)]),
                                ("T", "t", _pairs(s.M))):
-        for a, b in pairs:
-            first.append((namer.order_param(kind, 1, a, b), sum(lam[k - 1] * mode(mkind, k, a, b) for k in range(1, L + 1))))
-    teacher = [mode("t", k, n, m) for k in range(1, L + 1) for n, m in _pairs(s.M)]
+        for a, b in pairs:  # one Add of L terms: repeated sum() would be quadratic in L
+            terms = [lam[k - 1] * namer.mode_param(mkind, k, a, b) for k in range(1, L + 1)]
+            first.append((namer.order_param(kind, 1, a, b), sp.Add(*terms)))
+    teacher = [namer.mode_param("t", k, n, m) for k in range(1, L + 1) for n, m in _pairs(s.M)]
     return ODESystem(
         title=_model_title(s, "eigenmode"), basis="mode", orders=tuple(range(1, L + 1)),
         states=tuple(states), layout=tuple(layout), params=(ETA, *lam, *frac, *teacher),
-        intermediates=tuple(first) + der.intermediates(),
-        rhs=tuple(_simplify(e, der.inline) for e in rhs), eps_g=_simplify(eps, der.inline), relations=(),
+        intermediates=tuple(first) + der.intermediates(), rhs=tuple(rhs), eps_g=eps, relations=(),
         latex_names=tuple(namer.latex.items()) + ((ETA, r"\eta"),),
         notes=("eigenmode basis: one block of overlaps per eigenvalue group k = 1..L",))
 
