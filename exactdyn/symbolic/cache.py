@@ -134,7 +134,7 @@ def derive(structure, basis="moment", *, use_cache=True):
         raise ExactdynError(f"unknown basis {basis!r}: choose moment or mode")
     if not isinstance(structure, Structure):
         structure = Structure.of(structure)
-    if not use_cache:
+    if not use_cache or not structure.activation.cacheable:
         return BUILDERS[basis](structure)
     key, path = entry_key(structure, basis), entry_path(structure, basis)
     system = _read(path, key)

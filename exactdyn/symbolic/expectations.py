@@ -11,9 +11,11 @@ are then obtained by substituting their covariances; two slots may stand for the
   derivatives come from Price's theorem on the diagonal, E[g''(u_a) F] = 2 dE[g(u_a) F]/dC_aa.
 """
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import combinations_with_replacement
+import re
 
+import numpy as np
 import sympy as sp
 
 from ..errors import ExactdynError
@@ -53,12 +55,26 @@ def isserlis(exponents, C):
 
 
 class Activation:
-    """An activation g; ``expectation(derivs)`` is E[prod_a g^(d_a)(u_a)] over generic slots."""
+    """An activation g; ``expectation(derivs)`` is E[prod_a g^(d_a)(u_a)] over generic slots.
+
+    A subclass gives ``g`` (sympy), ``_derive_expectation`` and, for the simulators, ``numeric_g``
+    and ``numeric_dg`` (numpy arrays in, out).  Make it known by name with register_activation."""
 
     name = "activation"
 
     def g(self, u):
         raise NotImplementedError
+
+    def numeric_g(self, x):
+        raise ExactdynError(f"activation {self.name!r} has no numeric form (define numeric_g and numeric_dg)")
+
+    def numeric_dg(self, x):
+        raise ExactdynError(f"activation {self.name!r} has no numeric form (define numeric_g and numeric_dg)")
+
+    @property
+    def cacheable(self):
+        """Only the package's own classes: a user's class is not in the disk cache's source hash."""
+        return type(self) in (Polynomial, Erf)
 
     def expectation(self, derivs):
         return _cached_expectation(self, tuple(derivs))
@@ -96,11 +112,21 @@ class Polynomial(Activation):
 
     @property
     def name(self):
-        return {(0, 1): "linear", (0, 0, 1): "quadratic", (0, 0, 0, 1): "cubic"}.get(
-            tuple(int(c) if c.denominator == 1 else c for c in self.coeffs), "polynomial")
+        return registered_name(self) or "polynomial"
 
     def g(self, u):
         return sum(sp.Rational(c.numerator, c.denominator) * u ** p for p, c in enumerate(self.coeffs))
+
+    @cached_property
+    def _floats(self):
+        coeffs = np.array([float(c) for c in self.coeffs])
+        return coeffs, np.polynomial.polynomial.polyder(coeffs)
+
+    def numeric_g(self, x):
+        return np.polynomial.polynomial.polyval(x, self._floats[0])
+
+    def numeric_dg(self, x):
+        return np.polynomial.polynomial.polyval(x, self._floats[1])
 
     def _derive_expectation(self, derivs):
         n = len(derivs)
@@ -118,6 +144,14 @@ class Erf(Activation):
 
     def g(self, u):
         return sp.erf(u / sp.sqrt(2))
+
+    def numeric_g(self, x):
+        from scipy.special import erf
+
+        return erf(x / np.sqrt(2))
+
+    def numeric_dg(self, x):
+        return np.sqrt(2 / np.pi) * np.exp(-x * x / 2)
 
     def _derive_expectation(self, derivs):
         n = len(derivs)
@@ -168,12 +202,38 @@ def _erf_I2(c11, c22, c12):
     return expr.subs(dict(zip(syms, (c11, c22, c12))), simultaneous=True)
 
 
+_REGISTRY = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def register_activation(name, activation):
+    """Make `activation` known as `name` (CLI --activation, trajectory metadata, Problem("name", ...))."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ExactdynError(f"an activation name is a lower-case identifier, got {name!r}")
+    if not isinstance(activation, Activation):
+        raise ExactdynError(f"register an Activation instance, got {type(activation).__name__}")
+    if _REGISTRY.get(name, activation) != activation:
+        raise ExactdynError(f"the activation name {name!r} is taken")
+    _REGISTRY[name] = activation
+
+
+def activation_names():
+    return tuple(_REGISTRY)
+
+
+def registered_name(activation):
+    """The name `activation` is registered under, or None."""
+    return next((n for n, a in _REGISTRY.items() if a == activation), None)
+
+
 def activation_from_name(name):
-    """'linear', 'quadratic', 'cubic' or 'erf'."""
-    table = {"linear": (0, 1), "quadratic": (0, 0, 1), "cubic": (0, 0, 0, 1)}
-    if name == "erf":
-        return Erf()
-    if name in table:
-        return Polynomial(table[name])
-    raise ExactdynError(f"unknown activation {name!r}: choose linear, quadratic, cubic, erf "
-                        "or give polynomial coefficients")
+    """The activation registered as `name` (built in: linear, quadratic, cubic, erf)."""
+    if name not in _REGISTRY:
+        raise ExactdynError(f"unknown activation {name!r}: choose {', '.join(_REGISTRY)} "
+                            "or give polynomial coefficients")
+    return _REGISTRY[name]
+
+
+for _name, _activation in (("linear", Polynomial((0, 1))), ("quadratic", Polynomial((0, 0, 1))),
+                           ("cubic", Polynomial((0, 0, 0, 1))), ("erf", Erf())):
+    register_activation(_name, _activation)

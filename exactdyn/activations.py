@@ -1,0 +1,6 @@
+"""Activations by name: the built-in ones, and your own (an Activation subclass or a Polynomial)
+made known with register_activation, after which every command and file may name it."""
+from .symbolic.expectations import (Activation, Erf, Polynomial, activation_from_name, activation_names,  # noqa: F401
+                                    register_activation)
+
+__all__ = ["Activation", "Erf", "Polynomial", "activation_from_name", "activation_names", "register_activation"]
