@@ -146,14 +146,19 @@ def test_check_rejects_a_teacher_missing_its_inverse_sqrt_n(capsys, tmp_path):
 
 def _write_ode(path, structure, init_path, eta, alpha, eta2_factor):
     """Another ODE code's output: exactdyn's derived system with its eta^2 terms times eta2_factor."""
-    from exactdyn.numeric import committee
     from exactdyn.io.initfile import read_initial
+    from exactdyn.numeric import engine
+    from exactdyn.numeric.overlaps import assign, overlap_table
+    from exactdyn.problem import exact
 
     system = derive(structure, "mode")
     # every right-hand side is a polynomial of degree 2 in eta
-    buggy = tuple(e + (eta2_factor - 1) * ETA ** 2 * e.diff(ETA, 2) / 2 for e in system.rhs)
-    traj = committee.integrate(structure, committee.from_file(read_initial(init_path)), eta, alpha,
-                               system=dataclasses.replace(system, rhs=buggy))
+    buggy = dataclasses.replace(system, rhs=tuple(e + (eta2_factor - 1) * ETA ** 2 * e.diff(ETA, 2) / 2
+                                                  for e in system.rhs))
+    init = read_initial(init_path)
+    lam, frac = [[exact(x) for x in xs] for xs in (init.spectrum.eigenvalues, init.spectrum.weights)]
+    y0, params = assign(buggy, overlap_table(lam, frac, init.r, init.q, init.t, exact(eta)))
+    traj = engine.integrate_float(engine.compile_system(buggy), y0, params, alpha, rtol=1e-12)
     path.write_text(json.dumps({"alpha": alpha, "eps_g": list(traj.eps_g),
                                 "metadata": {"activation": "erf", "eta": eta}}))
 

@@ -194,3 +194,21 @@ def test_no_traceback_from_the_command_line(tmp_path):
     path.write_text(JSON_CASES["alpha decreasing"][0])
     proc = subprocess.run([sys.executable, "-m", "exactdyn", "check", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.startswith("exactdyn: error:")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero", "directory"])
+def test_non_regular_files_are_refused_without_blocking(capsys, tmp_path, kind):
+    """check, plot and solve --init read only regular files: a FIFO with no writer, a device or a
+    directory is refused at once."""
+    path = tmp_path / "special"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    for argv in (["check", str(path)], ["plot", str(path), "--out", str(tmp_path / "fig.png")],
+                 ["solve", "--init", str(path), "--eta", "0.5", "--alpha", "1"]):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and "is not a regular file" in err and err.count("\n") == 1, (argv, err)

@@ -9,14 +9,11 @@ defines the spectrum and the widths.  Nothing in it is evaluated as code.
 """
 from dataclasses import dataclass
 from fractions import Fraction
-import json
-import os
 
 from ..errors import ExactdynError
 from ..numbers import to_fraction
 from ..spectrum import from_eigenvalues
-
-MAX_BYTES = 64 * 1024 * 1024
+from .files import parse_json, read_text
 
 
 @dataclass(frozen=True)
@@ -33,10 +30,6 @@ class InitialOverlaps:
     @property
     def M(self):
         return len(self.r[0][0])
-
-
-def _reject_constant(name):
-    raise ExactdynError(f"non-finite number {name} in the file")
 
 
 def _number(value, where):
@@ -93,27 +86,6 @@ def parse_initial(data):
     return init
 
 
-def checked_size(path):
-    """The file's size in bytes; a clear error when it cannot be read or exceeds MAX_BYTES."""
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise ExactdynError(f"cannot read {path}: {exc.strerror}") from None
-    if size > MAX_BYTES:
-        raise ExactdynError(f"{path} is larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    return size
-
-
 def read_initial(path):
     """Read and validate an initial-overlap file (a clear ExactdynError for anything malformed)."""
-    checked_size(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh, parse_float=Fraction, parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise ExactdynError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ExactdynError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    except RecursionError:
-        raise ExactdynError(f"{path} is nested too deeply") from None
-    return parse_initial(data)
+    return parse_initial(parse_json(read_text(path), path, parse_float=Fraction))

@@ -43,33 +43,3 @@ def plot_curves(curves, path, *, title="", bands=(), scale="loglog"):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def curve_from_file(path):
-    """(label, alpha, eps_g, stderr or None) from a `solve` or `simulate` JSON output."""
-    import json
-
-    from ..simulate.check import _alpha, _finite, _load_text, _reject_constant
-    from ..errors import ExactdynError
-
-    try:
-        data = json.loads(_load_text(path), parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ExactdynError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("alpha"), list) or not isinstance(data.get("eps_g"), list):
-        raise ExactdynError(f"{path} has no 'alpha' and 'eps_g' lists (a solve or simulate JSON output)")
-    alpha = _alpha([_finite(a, f"{path}: alpha[{i}]") for i, a in enumerate(data["alpha"])])
-    if len(data["eps_g"]) != len(alpha):
-        raise ExactdynError(f"{path}: eps_g has {len(data['eps_g'])} entries, alpha {len(alpha)}")
-    eps = [_finite(e, f"{path}: eps_g[{i}]") for i, e in enumerate(data["eps_g"])]
-    stderr = data.get("eps_g_stderr")
-    if stderr is not None:
-        if not isinstance(stderr, list) or len(stderr) != len(alpha):
-            raise ExactdynError(f"{path}: eps_g_stderr must be a list as long as alpha")
-        stderr = [0.0 if s is None else _finite(s, f"{path}: eps_g_stderr[{i}]") for i, s in enumerate(stderr)]
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    parts = [str(meta[k]) if k == "activation" else f"{k}={meta[k]}" for k in ("activation", "L", "eta", "N")
-             if k in meta]
-    label = ", ".join(parts) or str(path)
-    label = f"SGD {label}" if "N" in meta else f"exactdyn {label}"
-    return label, alpha, eps, stderr
