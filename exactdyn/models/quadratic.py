@@ -446,3 +446,38 @@ def landscape(p, pstar, n, *, seed=0, max_size=3000):
         numerical = group_eigenvalues(np.linalg.eigvalsh(population_hessian(rq, W, Ws)))
         out.append(ClassSpectrum(cls, grad, exact_spectrum(rq, cls, n), tuple(numerical)))
     return out
+
+
+@dataclass(frozen=True)
+class MatchedEigenvalue:
+    """An analytic eigenvalue (sympy; None when unmatched) with its multiplicity next to the
+    numerical one within 1e-7 (relative; None, 0 when none is)."""
+
+    exact: object
+    value: float
+    multiplicity: int
+    numerical: float
+    numerical_multiplicity: int
+
+    @property
+    def agrees(self):
+        return self.multiplicity == self.numerical_multiplicity
+
+
+def match_spectrum(spectrum):
+    """A ClassSpectrum's analytic eigenvalues (ascending) each paired with the numerical one that
+    agrees within 1e-7 (relative), then the numerical eigenvalues left over."""
+    numerical, rows = list(spectrum.numerical), []
+    for value, mult in sorted(spectrum.exact.items(), key=lambda kv: float(kv[0])):
+        x = float(value)
+        near = next((nm for nm in numerical if abs(nm[0] - x) <= 1e-7 * max(1.0, abs(x))), None)
+        if near is not None:
+            numerical.remove(near)
+        rows.append(MatchedEigenvalue(value, x, mult, *(near or (None, 0))))
+    return rows + [MatchedEigenvalue(None, None, 0, v, m) for v, m in numerical]
+
+
+def index_counts(rows):
+    """(negative, null, positive) multiplicities of the analytic eigenvalues."""
+    count = lambda keep: sum(r.multiplicity for r in rows if r.exact is not None and keep(r.value))
+    return count(lambda v: v < 0), count(lambda v: v == 0), count(lambda v: v > 0)

@@ -376,6 +376,26 @@ def integral_approximation(L, beta, eta, alpha, *, sigma_J=0, dps=30):
         return out, window
 
 
+def approximations(spectrum, eta, alpha, *, initial=None, sigma_J=0, trainable=None, beta=None):
+    """The papers' approximations next to the exact curve, as strings for output: the small-eta sum
+    with its relative error; with `beta` (a power law started from the expected state) also the
+    integral approximation, its error, the window of its power law and the exact local exponent."""
+    sol = solve_linear(spectrum, eta, alpha, sigma_J=sigma_J, initial=initial, digits=15, trainable=trainable)
+    small = small_eta(spectrum, eta, sol.alpha, sigma_J=sigma_J, initial=initial)
+    with working_precision(sol.bits):
+        rel_small = [float(abs((s - e) / e).mid()) for s, e in zip(small, sol.eps_g)]
+    result = {"small_eta": [f"{float(x.mid()):.12g}" for x in small],
+              "small_eta_relative_error": [f"{x:.3g}" for x in rel_small]}
+    if beta is not None:
+        values, window = integral_approximation(spectrum.L, beta, eta, sol.alpha, sigma_J=sigma_J)
+        result["integral"] = [None if v is None else f"{float(v):.12g}" for v in values]
+        result["integral_relative_error"] = [None if v is None else f"{abs(float(v) / float(e.mid()) - 1):.3g}"
+                                             for v, e in zip(values, sol.eps_g)]
+        result["power_law_window"] = [f"{float(window[0]):.6g}", f"{float(window[1]):.6g}"]
+        result["local_exponent"] = [None if a == 0 else f"{float(sol.slope_at(a).mid()):.6g}" for a in sol.alpha]
+    return result
+
+
 def random_subspace_limit(spectrum, fraction, *, sigma_J=0, digits=30):
     """The alpha -> infinity error of a linear student trainable only in a random (Haar) subspace of
     dimension fraction * N (feature scaling in a randomly rotated basis), N -> infinity:

@@ -10,25 +10,12 @@ import math
 import os
 
 import numpy as np
-from scipy.special import erf as _erf
 
 from ..symbolic.conventions import output_weight
 from ..errors import ExactdynError
 from ..symbolic.expectations import Erf, Polynomial
 
 MAX_STEPS = 50_000_000
-
-
-def numeric_activation(activation):
-    """(g, g') as numpy functions."""
-    if isinstance(activation, Erf):
-        return (lambda x: _erf(x / np.sqrt(2)), lambda x: np.sqrt(2 / np.pi) * np.exp(-x * x / 2))
-    if isinstance(activation, Polynomial):
-        coeffs = np.array([float(c) for c in activation.coeffs])
-        dcoeffs = np.polynomial.polynomial.polyder(coeffs)
-        return (lambda x: np.polynomial.polynomial.polyval(x, coeffs),
-                lambda x: np.polynomial.polynomial.polyval(x, dcoeffs))
-    raise ExactdynError(f"no numeric form for activation {activation!r}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +70,7 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
     sizes = group_sizes(fractions, N)
     diag = np.repeat(np.asarray(eigenvalues, float), sizes)
     groups = np.repeat(np.arange(len(sizes)), sizes)
-    g, dg = numeric_activation(structure.activation)
+    g, dg = structure.activation.numeric_g, structure.activation.numeric_dg
     v = float(output_weight(structure.output_weights, K))
     w = float(output_weight(structure.teacher_output_weights, M))
     c = float(structure.loss_factor)
@@ -128,6 +115,51 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
         qs.append(q)
     bar.close()
     return Simulation(alpha, N, seeds, tuple(eigenvalues), tuple(fractions), np.array(rs), np.array(qs), t)
+
+
+def eps_g_of(simulation, structure, eta):
+    """eps_g[a, s] of each simulated state: the derived eps_g of `structure`, compiled by the engine."""
+    from ..numeric import engine
+    from ..numeric.overlaps import assign, overlap_table
+    from ..symbolic.cache import derive
+
+    system = derive(structure, "mode")
+    lam, frac = list(simulation.eigenvalues), list(simulation.fractions)
+    A, S = len(simulation.alpha), len(simulation.seeds)
+    rows = [assign(system, overlap_table(lam, frac, simulation.r[a, s], simulation.q[a, s], simulation.t[s], eta))
+            for a in range(A) for s in range(S)]
+    values = engine.eps_g_float(engine.compile_system(system), [y for y, _ in rows], [p for _, p in rows])
+    return np.asarray(values).reshape(A, S)
+
+
+@dataclass(frozen=True)
+class SimulatedCurve:
+    """A Simulation with eps_g[a, s] of every seed, their mean and standard error (NaN for one seed)."""
+
+    simulation: Simulation
+    eps_g: np.ndarray
+
+    @property
+    def mean(self):
+        return self.eps_g.mean(1)
+
+    @property
+    def stderr(self):
+        S = self.eps_g.shape[1]
+        return self.eps_g.std(1, ddof=1) / np.sqrt(S) if S > 1 else np.full(self.eps_g.shape[0], np.nan)
+
+
+def simulate_curve(problem, alpha, *, N, seeds, sigma_J=0.0, init_seed=None, progress=False):
+    """One-pass SGD of `problem` (an exactdyn Problem) and its eps_g along the way: a SimulatedCurve."""
+    from ..numbers import to_fraction
+
+    sigma = to_fraction(sigma_J, "sigma_J")
+    if sigma < 0:
+        raise ExactdynError(f"sigma_J must be >= 0, got {sigma_J}")
+    lam, frac = problem.spectrum.floats()
+    sim = simulate(problem.structure, lam, frac, float(problem.eta), alpha, N=N, seeds=seeds, sigma_J=float(sigma),
+                   init_seed=init_seed, progress=progress)
+    return SimulatedCurve(sim, eps_g_of(sim, problem.structure, float(problem.eta)))
 
 
 def _progress(total, enabled):
