@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ExactdynError, PrecisionError
 from ..numbers import certified_decimal, to_fraction, to_fmpq
 from ..numbers import bits_for_digits, working_precision
+from .certify import certify
 from ..spectrum import Spectrum
 
 ROUTES = ("mode", "moment")
@@ -275,32 +276,31 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
         raise ExactdynError("eigenvalues must be positive and within float range for the root brackets")
     n_train = L if trainable is None else trainable
     guesses = float_roots(lam_f[:n_train], rho_f[:n_train], float(eta_q))
-    need = (digits + 1) * math.log2(10)
-    if route == "mode":
-        bits = bits_for_digits(digits) + 64 + 4 * max(L, 1).bit_length()
-    else:
-        spread = math.log2(max(lam_f) / min(lam_f)) if L > 1 else 0.0
-        bits = bits_for_digits(digits) + int(1.3 * L * spread) + 64  # the Vandermonde conditioning
+    bits = _start_bits(route, digits, lam_f)
     if bits > max_bits:
         raise PrecisionError(f"{digits} digits need at least {bits} bits here, more than the {max_bits} allowed")
     if spectrum.prec is not None and spectrum.prec < bits:
         raise ExactdynError(f"the spectrum's balls ({spectrum.prec} bits) are too coarse: "
                             f"build it with prec >= {bits}")
-    while True:
-        try:
-            with working_precision(bits):
-                eps, rates, coefs, plateau, limit = _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits,
-                                                              n_train, source_q)
-            if all(x.is_finite() and (x.rel_accuracy_bits() >= need) for x in eps):
-                break
-        except PrecisionError:
-            pass
-        bits *= 2
-        if bits > max_bits or (spectrum.prec is not None and bits > spectrum.prec):
-            raise PrecisionError(f"{digits} digits could not be certified within {bits // 2} bits")
+    def evaluate(precision):
+        with working_precision(precision):
+            return _evaluate(spectrum, eta_q, alphas, d0, guesses, route, precision, n_train, source_q)
+
+    ceiling = max_bits if spectrum.prec is None else min(max_bits, spectrum.prec)
+    (eps, rates, coefs, plateau, limit), bits = certify(evaluate, digits, balls=lambda result: result[0],
+                                                        start_bits=bits, max_bits=ceiling)
     stable = all(r < 0 for r in rates)
     return LinearSolution(alphas, tuple(eps), digits, route, bits, limit, tuple(rates), tuple(coefs), plateau,
                           "ok" if stable else "unstable", time.perf_counter() - started)
+
+
+def _start_bits(route, digits, lam_f):
+    """The working precision to start from: the moment route pays for the Vandermonde conditioning."""
+    L = len(lam_f)
+    if route == "mode":
+        return bits_for_digits(digits) + 64 + 4 * max(L, 1).bit_length()
+    spread = math.log2(max(lam_f) / min(lam_f)) if L > 1 else 0.0
+    return bits_for_digits(digits) + int(1.3 * L * spread) + 64
 
 
 def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train, source):
