@@ -124,8 +124,9 @@ def test_unstable_run_warns(capsys):
     assert main(["solve", "--L", "4", "--eta", "2.5", "--alpha", "0,5", "--digits", "8", "--format", "json"]) == 0
     captured = capsys.readouterr()
     assert "past the stability limit" in captured.err
-    meta = json.loads(captured.out)["metadata"]
-    assert meta["stable"] is False and meta["status"] == "unstable" and meta["stability_limit"].startswith("2.0")
+    data = json.loads(captured.out)
+    assert data["status"] == "unstable" and data["rigorous"] is True and data["digits"] == [8, 8]
+    assert data["metadata"]["stability_limit"].startswith("2.0")
 
 
 def test_solve_outputs(tmp_path, capsys):
@@ -142,7 +143,8 @@ def test_solve_erf_json_and_init_file(tmp_path, capsys):
     assert main(["solve", "--activation", "erf", "--K", "2", "--M", "2", "--L", "2", "--eta", "0.5",
                  "--sigma-J", "0.3", "--alpha", "0,1,5", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["metadata"]["verified_digits"] >= 5 and len(data["eps_g"]) == 3
+    assert min(data["digits"]) >= 5 and len(data["eps_g"]) == 3 and data["rigorous"] is False
+    assert data["status"] == "ok" and data["working_precision_bits"] == 53
     init = {"eigenvalues": [2, 1], "r": [[[0.01, 0], [0, 0.02]]] * 2, "q": [[[0.1, 0], [0, 0.1]]] * 2,
             "t": [[[0.5, 0], [0, 0.5]]] * 2}
     path = tmp_path / "init.json"
@@ -150,7 +152,7 @@ def test_solve_erf_json_and_init_file(tmp_path, capsys):
     assert main(["solve", "--activation", "erf", "--K", "2", "--M", "2", "--init", str(path), "--eta", "0.5",
                  "--alpha", "0,2", "--format", "json", "--overlaps"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["overlaps"][0]["q1_1_1"] == pytest.approx(0.1)
+    assert data["overlaps"]["q"][0][0][0][0] == pytest.approx(0.1)  # [alpha][group][i][j], as simulate writes
     assert main(["solve", "--activation", "erf", "--K", "3", "--M", "2", "--init", str(path), "--eta", "0.5",
                  "--alpha", "0,2"]) == 2
     assert "x 2" in capsys.readouterr().err
@@ -211,3 +213,28 @@ def test_solve_random_subspace(capsys):
         last_place = 10.0 ** Decimal(printed).as_tuple().exponent
         assert abs(float(printed) - mean) <= last_place / 2
         assert float(se) == 0 or last_place >= float(se) / 10  # no digit finer than the spread allows
+
+
+def test_unverified_points_print_as_such_and_exit_3(capsys, monkeypatch):
+    """A point without a verified digit: 'unverified' in text and CSV, null in JSON, exit status 3."""
+    from fractions import Fraction
+    import importlib
+
+    from exactdyn.problem import Solution, Status
+
+    solve_module = importlib.import_module("exactdyn.solve")  # the module: exactdyn.solve is the function
+
+    partial = Solution((Fraction(0), Fraction(1)), (0.25, 0.125), (15, 0), False, Status.PARTIAL,
+                       "1 point(s) could not be verified", "float64 (stand-in)", 53)
+    monkeypatch.setattr(solve_module, "solve", lambda *args, **kwargs: partial)
+    argv = ["solve", "--activation", "erf", "--L", "2", "--eta", "0.5", "--sigma-J", "0.3", "--alpha", "0,1"]
+    assert main(argv) == 3
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1].split() == ["1", "unverified"] and "could not be verified" in captured.err
+    assert "verified digits" in captured.out and "certified" not in captured.out
+    assert main(argv + ["--format", "json"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["eps_g"] == ["0.25", None] and data["digits"] == [15, 0] and data["status"] == "partial"
+    assert data["rigorous"] is False
+    assert main(argv + ["--format", "csv"]) == 3
+    assert capsys.readouterr().out.splitlines()[-1] == "1,unverified"
