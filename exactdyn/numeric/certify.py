@@ -12,12 +12,12 @@ from ..errors import ExactdynError, PrecisionError
 from ..numbers import bits_for_digits
 
 
-def certify(fn, digits, *, max_bits=1 << 22, start_bits=None):
-    """fn(bits) -> list of arb balls, called with doubling precision until every ball pins down
+def certify(fn, digits, *, balls=lambda result: result, start_bits=None, max_bits=1 << 22):
+    """fn(bits) called with doubling precision until every ball of ``balls(fn(bits))`` pins down
     `digits` significant digits (one more than printed, so rounding cannot flip the last).
 
     In the manner of python-flint's ``good()``: fail loudly (PrecisionError) past `max_bits`.
-    fn may itself raise PrecisionError to ask for more bits.  Returns (balls, bits).
+    fn may itself raise PrecisionError to ask for more bits.  Returns (fn's result, bits).
     """
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
         raise ExactdynError(f"digits must be a whole number >= 1, got {digits!r}")
@@ -25,9 +25,9 @@ def certify(fn, digits, *, max_bits=1 << 22, start_bits=None):
     bits = start_bits or bits_for_digits(digits)
     while bits <= max_bits:
         try:
-            balls = fn(bits)
-            if all(b.is_finite() and b.rel_accuracy_bits() >= need for b in balls):
-                return balls, bits
+            result = fn(bits)
+            if all(b.is_finite() and b.rel_accuracy_bits() >= need for b in balls(result)):
+                return result, bits
         except PrecisionError:
             pass
         bits *= 2

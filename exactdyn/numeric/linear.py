@@ -282,6 +282,7 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     if spectrum.prec is not None and spectrum.prec < bits:
         raise ExactdynError(f"the spectrum's balls ({spectrum.prec} bits) are too coarse: "
                             f"build it with prec >= {bits}")
+
     def evaluate(precision):
         with working_precision(precision):
             return _evaluate(spectrum, eta_q, alphas, d0, guesses, route, precision, n_train, source_q)
