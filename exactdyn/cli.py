@@ -62,14 +62,12 @@ def cmd_derive(args, out):
     from .symbolic.cache import derive
     from .symbolic.expectations import Polynomial
     from .symbolic.hierarchy import Structure
-    from .symbolic.render import json_form, latex_document, text_form
+    from .symbolic.render import render
 
     activation = Polynomial(tuple(args.poly)) if args.poly is not None else args.activation
     structure = Structure.named(activation, args.K, args.M, args.L, args.output_weights, args.loss_factor)
     system = derive(structure, args.basis, use_cache=not args.no_cache)
-    forms = {"latex": lambda: latex_document(system, structure), "json": lambda: json_form(system) + "\n",
-             "text": lambda: text_form(system)}
-    out.write(forms[args.format]())
+    out.write(render(system, structure, args.format))
     return 0
 
 

@@ -5,6 +5,7 @@ import argparse
 from .errors import ExactdynError
 from .numbers import to_fraction
 from .symbolic.expectations import activation_names
+from .symbolic.render import format_names
 
 DEFAULT_DIGITS = 30
 EPILOG = ("exit status: 0 success (solve: every point vouched for; check: consistent); 1 check: not consistent; "
@@ -100,7 +101,7 @@ def _main_parsers(sub, run):
     sp_.set_defaults(run=run["spectrum"])
     d = sub.add_parser("derive", help="derive and print the closed ODE system")
     add_model_arguments(d, default_width=2, activation="erf")
-    add(d, "--L", "--format", L=dict(default=1), format=dict(choices=["latex", "text", "json"]))
+    add(d, "--L", "--format", L=dict(default=1), format=dict(choices=format_names()))
     d.add_argument("--poly", type=number_list, help="polynomial activation coefficients a_0,a_1,... instead")
     d.add_argument("--loss-factor", type=number, help="loss c (sigma - zeta)^2 (default 1/2; 1 for quadratic)")
     d.add_argument("--basis", choices=["moment", "mode"], default="moment")

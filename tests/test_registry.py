@@ -82,3 +82,15 @@ def test_simulation_passes_check_and_a_planted_error_fails(tmp_path, name):
     _, report = check(path)
     assert not report.consistent and [r.quantity for r in report.rows if not r.ok] == ["eps_g"]
     assert np.all(np.isfinite(curve.mean))
+
+
+def test_a_registered_output_format_serves_derive(capsys):
+    from exactdyn.symbolic.render import format_names, register_format
+
+    register_format("statenames", lambda system, structure: " ".join(map(str, system.states)) + "\n")
+    assert "statenames" in format_names()
+    assert main(["derive", "--activation", "erf", "--K", "1", "--M", "1", "--L", "2", "--basis", "mode",
+                 "--format", "statenames"]) == 0
+    assert capsys.readouterr().out.split() == ["r1_1_1", "q1_1_1", "r2_1_1", "q2_1_1"]
+    with pytest.raises(ExactdynError):
+        register_format("not a name", str)

@@ -4,6 +4,7 @@ import json
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from ..errors import ExactdynError
 from .expectations import Polynomial, slot_covariance
 from .hierarchy import derive_general_order
 
@@ -168,3 +169,29 @@ def _linear_section(L, names):
              r"in general $\tilde c_i = c_i + \frac{\eta}{2}\sum_{j=i+1}^{L} c_j\,\tau_{j+1-i}$ ($c_L = 1$); "
              r"the eigenvector at a root is $D^{(l)} = u^{l-1} + \frac{\eta}{2}\sum_{m=2}^{l}\tau_m u^{l-m}$."]
     return rows
+
+
+# Output formats of a derived system: name -> writer(system, structure) -> text.  The CLI's
+# `derive --format` choices come from here; a code printer registers itself the same way.
+_FORMATS = {
+    "latex": latex_document,
+    "text": lambda system, structure: text_form(system),
+    "json": lambda system, structure: json_form(system) + "\n",
+}
+
+
+def register_format(name, writer):
+    """Add an output format: ``writer(system, structure)`` returns the whole text."""
+    if not isinstance(name, str) or not name.isidentifier() or not callable(writer):
+        raise ExactdynError(f"a format needs an identifier name and a callable writer, got {name!r}")
+    _FORMATS[name] = writer
+
+
+def format_names():
+    return tuple(_FORMATS)
+
+
+def render(system, structure, fmt):
+    if fmt not in _FORMATS:
+        raise ExactdynError(f"unknown format {fmt!r}: choose {', '.join(_FORMATS)}")
+    return _FORMATS[fmt](system, structure)
