@@ -189,6 +189,23 @@ def _chain_kernel():
             value = value * x + coeffs[i]
         return value, slope
 
+    @numba.njit(cache=True, nogil=True)
+    def cholesky_into(C, L):
+        """Cholesky factor of C written into L; False when C is not positive definite."""
+        n = C.shape[0]
+        for i in range(n):
+            for j in range(i + 1):
+                s = C[i, j]
+                for m in range(j):
+                    s -= L[i, m] * L[j, m]
+                if i == j:
+                    if s <= 0.0:
+                        return False
+                    L[i, i] = math.sqrt(s)
+                else:
+                    L[i, j] = s / L[j, j]
+        return True
+
     @numba.njit(cache=True, nogil=True)  # nogil: seeds run on threads; numba's random state is per thread
     def run(C0, K, records, eta, N, v, w, c, coeffs, is_erf, seed):
         np.random.seed(seed)
@@ -202,17 +219,8 @@ def _chain_kernel():
         step, r = 0, 0
         while r < records.shape[0]:
             while step < records[r]:
-                for i in range(n):  # Cholesky of C, in place into L
-                    for j in range(i + 1):
-                        s = C[i, j]
-                        for m in range(j):
-                            s -= L[i, m] * L[j, m]
-                        if i == j:
-                            if s <= 0.0:
-                                return out, step
-                            L[i, i] = math.sqrt(s)
-                        else:
-                            L[i, j] = s / L[j, j]
+                if not cholesky_into(C, L):
+                    return out, step
                 xi2 = np.random.chisquare(N - n) if N > n else 0.0
                 for i in range(n):
                     z[i] = np.random.standard_normal()
