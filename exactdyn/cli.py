@@ -242,9 +242,9 @@ def cmd_late(args, out):
         raise ExactdynError("--from-eps must lie in (0, 1e-3]: the expansion is about the zero-error point")
     if not 0 < args.alpha_max < float("inf"):
         raise ExactdynError("--alpha-max must be positive and finite")
-    problem, initial, _ = _problem_and_state(args, digits=args.digits)
-    if problem.K != problem.M:
+    if args.K != args.M:
         raise ExactdynError("late times expand about the specialised point, which needs K = M")
+    problem, initial, _ = _problem_and_state(args, digits=args.digits)
     found = first_below(problem, initial, args.from_eps, args.alpha_max)
     if found is None:
         raise ExactdynError(f"eps_g stays above {args.from_eps:g} up to alpha = {args.alpha_max:g}: raise --alpha-max "

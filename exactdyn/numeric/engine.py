@@ -286,7 +286,7 @@ def signed_man_exp(x):
 def _real_of_mpf(x, bits):
     """An mpf (at most `bits` bits) as heyoka.real, exactly: mantissa times a power of two."""
     mantissa, exponent = signed_man_exp(x)
-    return hy.real(int(mantissa), bits) * hy.real(2, bits) ** int(exponent)
+    return hy.real(mantissa, bits) * hy.real(2, bits) ** exponent
 
 
 class RealEvaluator:
@@ -351,13 +351,12 @@ def eigensystem(rows, bits, *, vectors=False):
     algorithm (python-flint, 'approx': no error bounds; callers verify by a rerun) at `bits`."""
     with working_precision(bits):
         matrix = flint.acb_mat([[_arb(v) for v in row] for row in rows])
-        found = matrix.eig(right=True, algorithm="approx")
+        found = matrix.eig(right=True, algorithm="approx") if vectors else (matrix.eig(algorithm="approx"), None)
         values = [_mpc(e) for e in found[0]]
         if any(not mpmath.isfinite(e) for e in values):
-            raise PrecisionError(f"the eigenvalues could not be isolated at {bits} bits")
+            raise PrecisionError(f"the eigenvalues could not be found at {bits} bits")
         order = sorted(range(len(values)), key=lambda i: -mpmath.re(values[i]))
         if not vectors:
             return [values[i] for i in order]
-        n = len(values)
-        right = mpmath.matrix([[_mpc(found[1][j, i]) for i in order] for j in range(n)])
+        right = mpmath.matrix([[_mpc(found[1][j, i]) for i in order] for j in range(len(values))])
         return [values[i] for i in order], right

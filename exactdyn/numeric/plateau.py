@@ -2,31 +2,40 @@
 
 On the plateau every student unit is the same: r^k_in = x_kn, q^k_ii = y_k, q^k_ij = z_k (i != j),
 for any teacher overlaps t^k.  That subspace is invariant; inside it the plateau is a fixed point,
-found here by Newton's method at mpmath precision on the derived eigenmode right-hand sides (no
-approximation of the teacher overlaps; the papers' uniform-T, first-order-in-eta approximation is
-`approximate_plateau`).  Its Jacobian in the full state space, by central differences at three times the working
-precision, has positive eigenvalues along the symmetry-breaking directions: the largest is the
-escape rate, and a deviation d0 from the plateau needs about ln(1/d0)/rate to grow to order one.
+found by Newton's method on the derived eigenmode system compiled by the engine, with its exact
+Jacobian (heyoka's derivatives, evaluated in MPFR); the spectrum, the teacher and eta go in exact
+and are rounded once, at the working precision.  The papers' uniform-teacher, first-order-in-eta
+approximation is `approximate_plateau`.  The Jacobian in the full state space has positive
+eigenvalues along the symmetry-breaking directions: the largest is the escape rate, and a
+deviation d0 from the plateau needs about ln(1/d0)/rate to grow to order one.
+
+Every value is *verified*: the whole solve runs twice, at the working precision and at 64 more
+bits, and each value carries the digits on which the two runs agree (docs/model.md section 4).
 """
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import mpmath
 import numpy as np
 
-from ..symbolic.cache import derive
-from .committee import integrate
-from .compiled import compile_system
 from ..errors import ExactdynError, PrecisionError
-from ..numbers import to_fraction
+from ..numbers import bits_for_digits, to_fraction, working_precision
+from ..problem import InitialState, Problem, exact
+from ..symbolic.cache import derive
+from . import engine
+from .certify import agreed_digits
 from .overlaps import assign, overlap_table
-from ..numbers import bits_for_digits, working_precision
+
+CHECK_BITS = 64
+MAX_NEWTON = 60
 
 
 @dataclass(frozen=True)
 class Plateau:
     """Fixed point (per group: x_k = (r^k_in)_n, one value per teacher n; y_k = q^k_ii; z_k = q^k_ij),
     eps_g there, the Jacobian's eigenvalues (descending real parts), the escape rate (largest real
-    part), all as mpf/mpc at `digits` digits.  ``approximation`` names what was left out, if anything."""
+    part), as mpf/mpc; ``*_digits`` are the verified digits of each value (at most ``digits``, the
+    digits asked).  ``approximation`` names what was left out, if anything."""
 
     x: tuple
     y: tuple
@@ -38,322 +47,223 @@ class Plateau:
     bits: int
     residual: object
     approximation: str = "none"
+    x_digits: tuple = ()
+    y_digits: tuple = ()
+    z_digits: tuple = ()
+    eps_g_digits: int = 0
+    eigenvalue_digits: tuple = ()
+    escape_rate_digits: int = 0
 
     def escape_time(self, deviation):
-        """alpha for a symmetry-breaking deviation `deviation` to grow by 1/deviation (to order one)."""
+        """alpha for a symmetry-breaking deviation `deviation` to grow by 1/deviation (to order one);
+        it carries the escape rate's digits."""
         d = to_fraction(deviation, "deviation")
+        if not 0 < d < 1:
+            raise ExactdynError(f"the deviation must lie between 0 and 1, got {deviation}")
         with mpmath.workprec(self.bits):
             return mpmath.log(mpmath.mpf(d.denominator) / d.numerator) / self.escape_rate
 
 
-def _as_mpf(v):
-    """An mpf at the working precision: floats exactly as stored, rationals divided out."""
-    return mpmath.mpf(v) if not hasattr(v, "numerator") else mpmath.mpf(v.numerator) / v.denominator
-
-
 def uniform_teacher(teacher):
-    """The papers' plateau approximation of the teacher overlaps: in each group every diagonal entry
-    becomes the mean diagonal and every off-diagonal entry the mean off-diagonal (so each row keeps
-    the average row sum)."""
+    """The papers' plateau approximation of the teacher overlaps, exactly: in each group every
+    diagonal entry becomes the mean diagonal and every off-diagonal entry the mean off-diagonal."""
     out = []
     for t in teacher:
-        t = np.asarray(t, float)
-        M = t.shape[0]
-        off = t[~np.eye(M, dtype=bool)].mean() if M > 1 else 0.0
-        out.append((np.full((M, M), off) + (np.diag(t).mean() - off) * np.eye(M)).tolist())
+        M = len(t)
+        diagonal = sum((t[n][n] for n in range(M)), Fraction(0)) / M
+        off = sum((t[n][m] for n in range(M) for m in range(M) if n != m), Fraction(0)) / (M * M - M) if M > 1 else 0
+        out.append(tuple(tuple(diagonal if n == m else off for m in range(M)) for n in range(M)))
+    return tuple(out)
+
+
+def teacher_overlaps(problem, teacher):
+    """Exact, checked teacher overlaps t^k (L symmetric M x M matrices); default rho_k I."""
+    if teacher is None:
+        return InitialState.expected(problem, perturbation=0).t
+    L, M = problem.L, problem.M
+    shape_ok = isinstance(teacher, (list, tuple)) and len(teacher) == L and all(
+        isinstance(t, (list, tuple)) and len(t) == M and all(len(row) == M for row in t) for t in teacher)
+    if not shape_ok:
+        raise ExactdynError(f"give the teacher overlaps as {L} matrices of size {M} x {M}")
+    out = tuple(tuple(tuple(exact(v) for v in row) for row in t) for t in teacher)
+    if any(t[n][m] != t[m][n] for t in out for n in range(M) for m in range(n)):
+        raise ExactdynError("the teacher overlaps t^k must be symmetric")
     return out
 
 
-def find_plateau(structure, lam, frac, t, eta, *, digits=30, guess_alpha=400.0, first_order=False):
-    """The plateau of `structure` (eigenmode system) where all students are alike, for any teacher
-    overlaps `t` (per group, M x M), eigenvalues `lam` and fractions `frac` (floats or exact).
+def _layout(system, M, tied=False):
+    """(reduced index of each state, the states whose rhs form the reduced equations): per group k
+    the reduced unknowns are x_k1..x_kM, y_k, z_k; ``tied``: z_k = y_k (identical students), one
+    unknown and one equation fewer per group."""
+    width = M + 1 if tied else M + 2
+    expand, rows = [], {}
+    for j, (kind, k, a, b) in enumerate(system.layout):
+        base = width * (k - 1)
+        index = base + b - 1 if kind == "r" else base + (M if a == b or tied else M + 1)
+        expand.append(index)
+        if a == 1 and (kind == "r" or b == 1 or (b == 2 and not tied)):
+            rows[index] = j
+    return expand, [rows[i] for i in range(len(rows))]
+
+
+def _params(problem, system, teacher, r, q, eta):
+    spec = problem.spectrum
+    table = overlap_table([exact(x) for x in spec.eigenvalues], [exact(w) for w in spec.weights], r, q, teacher, eta)
+    return assign(system, table)
+
+
+def _guess(problem, system, teacher, guess_alpha):
+    """A float64 start for Newton: alike students (r = rho/100, q = rho I/10) stay alike and settle
+    on the plateau.  Only the start: Newton's root does not depend on its digits."""
+    K, M = problem.K, problem.M
+    rho = [exact(w) for w in problem.spectrum.weights]
+    r = [[[f / 100] * M for _ in range(K)] for f in rho]
+    q = [[[f / 10 if i == j else 0 for j in range(K)] for i in range(K)] for f in rho]
+    y0, params = _params(problem, system, teacher, r, q, problem.eta)
+    return engine.integrate_float(engine.compile_system(system), y0, params, [0, guess_alpha], rtol=1e-10).states[-1]
+
+
+def _field(evaluators, first_order):
+    """y -> (rhs, eps_g, Jacobian); first order in eta: eta A = (4 F(eta) - F(2 eta)) / 2, exactly,
+    since the right-hand side is eta A + eta^2 B."""
+    if not first_order:
+        return lambda y: evaluators[0].values(y)[:3]
+
+    def field(y):
+        (f1, eps, j1, _), (f2, _, j2, _) = (e.values(y) for e in evaluators)
+        mix = lambda a, b: (4 * a - b) / 2
+        return [mix(a, b) for a, b in zip(f1, f2)], eps, [[mix(a, b) for a, b in zip(p, s)] for p, s in zip(j1, j2)]
+    return field
+
+
+def _newton(field, expand, rows, v, bits):
+    """Newton's method in the reduced unknowns v, with the exact Jacobian projected on them."""
+    full = lambda v: [v[i] for i in expand]
+    m = len(v)
+    for _ in range(MAX_NEWTON):
+        f, _, jac = field(full(v))
+        reduced = mpmath.matrix(m, m)
+        for a, row in enumerate(rows):
+            for j, b in enumerate(expand):
+                reduced[a, b] += jac[row][j]
+        try:
+            step = mpmath.lu_solve(reduced, mpmath.matrix([f[row] for row in rows]))
+        except ZeroDivisionError:
+            raise PrecisionError("the plateau's reduced Jacobian is singular: Newton's method stops") from None
+        v = [a - b for a, b in zip(v, step)]
+        if max(abs(s) for s in step) <= mpmath.mpf(2) ** (16 - bits) * max(1, max(abs(a) for a in v)):
+            return v
+    raise PrecisionError(f"Newton's method did not converge on the plateau in {MAX_NEWTON} steps")
+
+
+def _solve(problem, system, teacher, start, bits, first_order):
+    """One run at `bits` from the full state `start`: (root as a full state, eps_g, eigenvalues by
+    descending real part, residual).  First order in eta the plateau's students are identical
+    (z = y): the flow has no curvature along their difference there, a double root that Newton
+    would approach only linearly and to half the digits, so z = y is imposed and then checked
+    by the residual of the full system."""
+    compiled = engine.compile_system(system)
+    K, M = problem.K, problem.M
+    zeros = lambda rows, cols: [[[0] * cols for _ in range(rows)] for _ in range(problem.L)]
+    params = [_params(problem, system, teacher, zeros(K, M), zeros(K, K), problem.eta * f)[1] for f in (1, 2)]
+    field = _field([engine.RealEvaluator(compiled, p, bits) for p in params[:1 + first_order]], first_order)
+    expand, rows = _layout(system, M, tied=first_order)
+    with working_precision(bits):
+        root = _newton(field, expand, rows, [mpmath.mpf(start[j]) for j in rows], bits)
+        state = [root[i] for i in expand]
+        f, eps, jac = field(state)
+        residual = max(abs(v) for v in f)
+    return state, eps, engine.eigensystem(jac, bits), residual
+
+
+def complex_digits(value, check, cap):
+    """Relative digits on which two complex numbers agree (at most `cap`)."""
+    gap = abs(value - check)
+    if gap == 0:
+        return cap
+    scale = abs(check)
+    return 0 if scale == 0 else max(0, min(cap, int(mpmath.floor(-mpmath.log10(gap / scale)))))
+
+
+def matched_digits(low, high, cap):
+    """Digits of each eigenvalue of the checked run: agreement with the nearest one of the other."""
+    return tuple(max((complex_digits(a, e, cap) for a in low), default=0) for e in high)
+
+
+def _check_request(problem, digits):
+    if not isinstance(problem, Problem):
+        raise ExactdynError("the plateau needs an exactdyn Problem")
+    if problem.K < 2:
+        raise ExactdynError("a plateau of specialisation needs K >= 2 students")
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 1000:
+        raise ExactdynError(f"digits must be a whole number from 1 to 1000, got {digits!r}")
+
+
+def find_plateau(problem, teacher=None, *, digits=30, guess_alpha=400, first_order=False):
+    """The plateau of `problem` (eigenmode system) where all students are alike, for any teacher
+    overlaps `teacher` (per group, M x M, exact; default t^k = rho_k I).
 
     Alike students stay alike (the equations are symmetric under permuting students), so the
     unknowns per group are r^k_in = x_kn (one per teacher), q^k_ii = y_k and q^k_ij = z_k.
-    ``first_order``: drop the eta^2 terms (the right-hand side is eta A + eta^2 B exactly, so
-    eta A = (4 F(eta) - F(2 eta)) / 2), as the papers' plateau analysis does."""
-    K, M, L = structure.K, structure.M, structure.L
-    if K < 2:
-        raise ExactdynError("a plateau of specialisation needs K >= 2 students")
-    t = [np.asarray(x, float).tolist() for x in t]
-    if len(t) != L or any(np.shape(x) != (M, M) for x in t):
-        raise ExactdynError(f"give the teacher overlaps as {L} matrices of size {M} x {M}")
-    system = derive(structure, "mode")
-    f = compile_system(system, "mpmath")
-    names = [str(s) for s in system.states]
-    # a guess from float64: a start with alike students keeps them alike and settles on the plateau
-    r0 = [[[0.01 * fr] * M for _ in range(K)] for fr in frac]
-    q0 = [(0.1 * fr * np.eye(K)).tolist() for fr in frac]
-    run = integrate(structure, (list(lam), list(frac), r0, q0, t, L), float(eta), [0.0, guess_alpha], verify=False)
-    end = run.overlaps[-1]
-    guess = []
-    for k in range(1, L + 1):
-        guess += [end[f"r{k}_1_{n}"] for n in range(1, M + 1)] + [end[f"q{k}_1_1"], end[f"q{k}_1_2"]]
-    width = M + 2
+    ``first_order``: drop the eta^2 terms, as the papers' plateau analysis does."""
+    _check_request(problem, digits)
+    t = teacher_overlaps(problem, teacher)
+    system = derive(problem.structure, "mode")
+    start = _guess(problem, system, t, to_fraction(guess_alpha, "guess_alpha"))
     bits = bits_for_digits(digits) + 32
+    low = _solve(problem, system, t, start, bits, first_order)
+    high = _solve(problem, system, t, low[0], bits + CHECK_BITS, first_order)
+    if high[3] > mpmath.mpf(10) ** -digits:
+        raise PrecisionError(f"the plateau residual {mpmath.nstr(high[3], 3)} exceeds 1e-{digits}")
+    return _plateau(system, problem.M, low, high, digits, bits + CHECK_BITS, first_order)
+
+
+def _split(state, rows, M):
+    """(x, y, z) per group from a full state, `rows` the untied layout's reduced equations."""
+    values = [state[j] for j in rows]
+    blocks = [values[i: i + M + 2] for i in range(0, len(values), M + 2)]
+    return tuple(tuple(b[:M]) for b in blocks), tuple(b[M] for b in blocks), tuple(b[M + 1] for b in blocks)
+
+
+def _plateau(system, M, low, high, digits, bits, first_order):
+    """The checked run's values with the digits both runs agree on."""
+    rows = _layout(system, M)[1]
     with working_precision(bits):
-        params = [_params(system, lam, frac, t, _as_mpf(eta) * factor, K, M, L) for factor in (1, 2)]
-        if first_order:
-            rhs = lambda y: [(4 * a - b) / 2 for a, b in zip(f.rhs(y, params[0]), f.rhs(y, params[1]))]
-        else:
-            rhs = lambda y: f.rhs(y, params[0])
-        index = {n: i for i, n in enumerate(names)}
-
-        def state(v):
-            y = [mpmath.mpf(0)] * len(names)
-            for k in range(L):
-                block = v[width * k: width * (k + 1)]
-                for i in range(1, K + 1):
-                    for n in range(1, M + 1):
-                        y[index[f"r{k + 1}_{i}_{n}"]] = block[n - 1]
-                    for j in range(i, K + 1):
-                        y[index[f"q{k + 1}_{i}_{j}"]] = block[M] if i == j else block[M + 1]
-            return y
-
-        def reduced(*v):
-            d = rhs(state(v))
-            out = []
-            for k in range(1, L + 1):
-                out += [d[index[f"r{k}_1_{n}"]] for n in range(1, M + 1)]
-                out += [d[index[f"q{k}_1_1"]], d[index[f"q{k}_1_2"]]]
-            return out
-
-        try:
-            root = mpmath.findroot(reduced, [mpmath.mpf(g) for g in guess], tol=mpmath.mpf(2) ** (-2 * bits + 40),
-                                   maxsteps=200)
-        except (ValueError, ZeroDivisionError) as exc:
-            raise PrecisionError(f"Newton's method did not converge on the plateau: {exc}") from None
-        root = [root[i] for i in range(len(guess))]
-        y_star = state(root)
-        residual = max(abs(v) for v in rhs(y_star))
-        if residual > mpmath.mpf(10) ** -digits:
-            raise PrecisionError(f"the plateau residual {mpmath.nstr(residual, 3)} exceeds 1e-{digits}")
-        jac = _jacobian(rhs, y_star, bits)
-        eig = mpmath.eig(mpmath.matrix(jac), left=False, right=False)
-        eig = sorted(eig, key=lambda e: -mpmath.re(e))
-        rate = mpmath.re(eig[0])
-        eps = f.eps_g(y_star, params[0])
-    blocks = [root[width * k: width * (k + 1)] for k in range(L)]
-    return Plateau(tuple(tuple(b[:M]) for b in blocks), tuple(b[M] for b in blocks), tuple(b[M + 1] for b in blocks),
-                   eps, tuple(eig), rate, digits, bits, residual, "first order in eta" if first_order else "none")
+        x, y, z = _split(high[0], rows, M)
+        x_digits, y_digits, z_digits = _split([agreed_digits(a, b, digits) for a, b in zip(low[0], high[0])], rows, M)
+        rate = mpmath.re(high[2][0])
+        return Plateau(x, y, z, high[1], tuple(high[2]), rate, digits, bits, high[3],
+                       "first order in eta" if first_order else "none", x_digits, y_digits, z_digits,
+                       agreed_digits(low[1], high[1], digits), matched_digits(low[2], high[2], digits),
+                       agreed_digits(mpmath.re(low[2][0]), rate, digits))
 
 
-def approximate_plateau(structure, lam, frac, t, eta, *, digits=30):
+def approximate_plateau(problem, teacher=None, *, digits=30):
     """The papers' approximate plateau: uniform teacher overlaps per group (`uniform_teacher`) and
     the equations to first order in eta, solved without further approximation."""
-    pl = find_plateau(structure, lam, frac, uniform_teacher(t), eta, digits=digits, first_order=True)
+    _check_request(problem, digits)
+    pl = find_plateau(problem, uniform_teacher(teacher_overlaps(problem, teacher)), digits=digits, first_order=True)
     return replace(pl, approximation="uniform teacher overlaps, first order in eta")
 
 
-def _params(system, lam, frac, t, eta, K, M, L):
-    blocks = [[[_as_mpf(x) for x in row] for row in tk] for tk in t]
-    base = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac],
-                         [[[mpmath.mpf(0)] * M for _ in range(K)] for _ in range(L)],
-                         [[[mpmath.mpf(0)] * K for _ in range(K)] for _ in range(L)], blocks, eta)
-    return assign(system, base)[1]
+def curve_plateau(alpha, eps):
+    """(start, height, length) of the first plateau of a learning curve sampled on a grid (floats:
+    a measurement of a computed or simulated curve, not a fixed point).
 
-
-def _jacobian(rhs, y, bits):
-    """Central differences with step 2^-bits at three times the precision: truncation ~ 2^(-2 bits),
-    cancellation costs `bits` of the 3 bits, so about `bits` bits of each entry survive."""
-    with working_precision(3 * bits):
-        h = mpmath.mpf(2) ** (-bits)
-        cols = []
-        for j in range(len(y)):
-            up, down = list(y), list(y)
-            up[j] += h
-            down[j] -= h
-            cols.append([(a - b) / (2 * h) for a, b in zip(rhs(up), rhs(down))])
-    return [[cols[j][i] for j in range(len(y))] for i in range(len(cols[0]))]
-
-
-@dataclass(frozen=True)
-class LateTime:
-    """The linearisation at the specialised fixed point (student i = teacher i: r^k = q^k = t^k,
-    zero error, K = M): the Jacobian's eigenvalues (descending real parts; all negative when the
-    point attracts).  eps_g is quadratic in the deviation there, so it decays as a weighted sum of
-    exp((mu_a + mu_b) alpha), led at late times by exp(2 mu_slowest alpha)."""
-
-    eigenvalues: tuple
-    slowest: object
-    fastest: object
-    slowest_vector: tuple  # right eigenvector of the slowest mode, ordered as the system's states
-    states: tuple          # names of the states
-    digits: int
-    bits: int
-
-
-def _specialised_point(structure, lam, frac, t, eta, digits):
-    """(compiled system, state names, y* = (r = q = t), params) at the working precision."""
-    if structure.K != structure.M:
-        raise ExactdynError("the specialised fixed point r = q = t needs K = M")
-    system = derive(structure, "mode")
-    f = compile_system(system, "mpmath")
-    blocks = [[[_as_mpf(x) for x in row] for row in np.asarray(tk, dtype=object).tolist()] for tk in t]
-    table = overlap_table([_as_mpf(x) for x in lam], [_as_mpf(x) for x in frac], blocks, blocks, blocks, _as_mpf(eta))
-    y_star, params = assign(system, table)
-    if max(abs(v) for v in f.rhs(y_star, params)) > mpmath.mpf(10) ** -digits:
-        raise PrecisionError("r = q = t is not a fixed point of this system")
-    return f, [str(x) for x in system.states], y_star, params
-
-
-def late_time_linearisation(structure, lam, frac, t, eta, *, digits=20):
-    bits = bits_for_digits(digits) + 32
-    with working_precision(bits):
-        f, names, y_star, params = _specialised_point(structure, lam, frac, t, eta, digits)
-        eig, vectors = mpmath.eig(mpmath.matrix(_jacobian(lambda y: f.rhs(y, params), y_star, bits)), left=False)
-        order = sorted(range(len(eig)), key=lambda i: -mpmath.re(eig[i]))
-        slow = [mpmath.re(vectors[j, order[0]]) for j in range(len(eig))]
-    return LateTime(tuple(eig[i] for i in order), mpmath.re(eig[order[0]]), mpmath.re(eig[order[-1]]), tuple(slow),
-                    tuple(names), digits, bits)
-
-
-@dataclass(frozen=True)
-class LateTimeExpansion:
-    """eps_g(alpha) = sum_j weights[j] exp(rates[j] (alpha - alpha0)) near the specialised point, to
-    second order in the deviation at alpha0: the rates are the Jacobian's eigenvalues mu_a (weighted
-    by eps_g's gradient) and their pairwise sums mu_a + mu_b (from eps_g's curvature and the
-    equations' own second-order response).  ``first_order_at`` keeps only the former, a
-    first-order Taylor expansion of eps_g in the deviation."""
-
-    alpha0: float
-    rates: tuple
-    weights: tuple
-    first_order_count: int  # the first rates/weights are the first-order terms
-    permutation: tuple      # student i was relabelled to teacher permutation[i]
-    bits: int
-
-    def _sum(self, alpha, terms):
-        with mpmath.workprec(self.bits):
-            s = _as_mpf(alpha) - mpmath.mpf(self.alpha0)
-            return mpmath.re(mpmath.fsum(w * mpmath.exp(r * s) for r, w in terms))
-
-    def eps_at(self, alpha):
-        return self._sum(alpha, zip(self.rates, self.weights))
-
-    def first_order_at(self, alpha):
-        n = self.first_order_count
-        return self._sum(alpha, zip(self.rates[:n], self.weights[:n]))
-
-    def leading(self, count=5):
-        """The `count` slowest-decaying terms as (rate, weight): terms with equal rates merged,
-        imaginary parts at round-off level dropped, weights that vanish to the working precision
-        left out (eps_g's gradient cancels exactly on some modes)."""
-        with mpmath.workprec(self.bits):
-            tiny = mpmath.mpf(2) ** (40 - self.bits)
-            merged = []
-            for j in sorted(range(len(self.rates)), key=lambda j: -mpmath.re(self.rates[j])):
-                rate, weight = self.rates[j], self.weights[j]
-                if merged and abs(rate - merged[-1][0]) <= tiny * abs(rate):
-                    merged[-1][1] += weight
-                else:
-                    merged.append([rate, weight])
-            floor = max(abs(w) for _, w in merged) * tiny
-            real = lambda z: mpmath.re(z) if abs(mpmath.im(z)) <= tiny * abs(z) else z
-            return [(real(r), real(w)) for r, w in merged if abs(w) > floor][:count]
-
-
-def specialisation_permutation(overlaps, K, L):
-    """The teacher each student has specialised to (largest summed r^k_in), as a permutation tuple."""
-    from itertools import permutations
-
-    score = lambda p: sum(overlaps[f"r{k}_{i + 1}_{p[i] + 1}"] for k in range(1, L + 1) for i in range(K))
-    return max(permutations(range(K)), key=score)
-
-
-def late_time_expansion(structure, lam, frac, t, eta, overlaps, alpha0, *, digits=20):
-    """eps_g as a weighted sum of exponentials from the state `overlaps` (name -> value, e.g. one
-    entry of `committee.integrate(...).overlaps`) at alpha0 in the late phase; the students are
-    relabelled by the teacher each has specialised to."""
-    K, L = structure.K, structure.L
-    bits = bits_for_digits(digits) + 32
-    with working_precision(bits):
-        f, names, y_star, params = _specialised_point(structure, lam, frac, t, eta, digits)
-        missing = [n for n in names if n not in overlaps]
-        if missing:
-            raise ExactdynError(f"the state has no {', '.join(missing[:3])}: give the overlaps of a {K} x {K}, "
-                                f"L = {L} run")
-        perm = specialisation_permutation(overlaps, K, L)
-        relabel = {}
-        for k in range(1, L + 1):
-            for i in range(K):
-                for n in range(structure.M):
-                    relabel[f"r{k}_{perm[i] + 1}_{n + 1}"] = overlaps[f"r{k}_{i + 1}_{n + 1}"]
-                for j in range(i, K):
-                    a, b = sorted((perm[i], perm[j]))
-                    relabel[f"q{k}_{a + 1}_{b + 1}"] = overlaps[f"q{k}_{i + 1}_{j + 1}"]
-        delta = mpmath.matrix([_as_mpf(relabel[n]) - y for n, y in zip(names, y_star)])
-        rhs = lambda y: f.rhs(y, params)
-        eps = lambda y: [f.eps_g(y, params)]
-        n = len(names)
-        mu, V = mpmath.eig(mpmath.matrix(_jacobian(rhs, y_star, bits)))
-        mu, V = _real_where_real(mu, V, bits)
-        for a in range(n):  # unit columns: the coordinates c below are deviation amplitudes
-            scale = max(abs(V[j, a]) for j in range(n))
-            for j in range(n):
-                V[j, a] /= scale
-        W = mpmath.inverse(V)
-        grad = _jacobian(eps, y_star, bits)[0]
-        cols = [V[:, a] for a in range(n)]
-        c = W * delta
-        # A mode slaved to the slow ones has c = O(delta^2); its pairs are third order: left out
-        # (threshold delta^2.5 sits between delta^2 and delta^3).
-        size = max(abs(x) for x in c)
-        pairs = [(a, b) for a in range(n) for b in range(a, n) if abs(c[a] * c[b]) > size ** mpmath.mpf(2.5)]
-        second_eps, particular = {}, {}
-        for a, b in pairs:
-            second_rhs = mpmath.matrix(_bilinear(rhs, y_star, cols[a], cols[b], bits)) / 2
-            second_eps[a, b] = _bilinear(eps, y_star, cols[a], cols[b], bits)[0] / 2
-            # (mu_a + mu_b - J)^-1 in the eigenbasis: V diag(1 / (mu_a + mu_b - mu_k)) W
-            gaps = [mu[a] + mu[b] - m for m in mu]
-            if min(abs(g) for g in gaps) <= mpmath.mpf(2) ** (20 - bits) * abs(mu[a] + mu[b]):
-                raise PrecisionError("a resonance mu_a + mu_b = mu_k: no exponential-sum expansion")
-            projected = W * second_rhs
-            particular[a, b] = V * mpmath.matrix([projected[k] / gaps[k] for k in range(n)])
-        mult = lambda a, b: 1 if a == b else 2
-        for _ in range(3):  # the second-order part of the start belongs to the pairs, not the modes
-            c = W * (delta - sum((mult(a, b) * c[a] * c[b] * particular[a, b] for a, b in pairs), mpmath.matrix(n, 1)))
-        gv = [mpmath.fsum(grad[j] * cols[a][j] for j in range(n)) for a in range(n)]
-        rates = list(mu) + [mu[a] + mu[b] for a, b in pairs]
-        weights = [c[a] * gv[a] for a in range(n)]
-        weights += [mult(a, b) * c[a] * c[b] * (mpmath.fsum(grad[j] * particular[a, b][j] for j in range(n))
-                                                 + second_eps[a, b]) for a, b in pairs]
-    return LateTimeExpansion(float(alpha0), tuple(rates), tuple(weights), n, perm, bits)
-
-
-def _real_where_real(mu, V, bits):
-    """Eigenpairs whose imaginary parts are round-off made real (a real pair costs one second
-    difference in `_bilinear` instead of four)."""
-    tiny = mpmath.mpf(2) ** (24 - bits)
-    mu, V = list(mu), V.copy()
-    for a in range(len(mu)):
-        column = [V[j, a] for j in range(V.rows)]
-        scale = max(abs(x) for x in column)
-        if abs(mpmath.im(mu[a])) <= tiny * abs(mu[a]) and all(abs(mpmath.im(x)) <= tiny * scale for x in column):
-            mu[a] = mpmath.re(mu[a])
-            for j, x in enumerate(column):
-                V[j, a] = mpmath.re(x)
-    return mu, V
-
-
-def _bilinear(fun, y, u, w, bits):
-    """The symmetric second derivative D^2 fun(y)[u, w] for complex directions, by polarisation of
-    real second differences (step 2^-bits at three times the precision)."""
-    re = lambda v: [mpmath.re(x) for x in v]
-    im = lambda v: [mpmath.im(x) for x in v]
-
-    def real(p, q):
-        if all(x == 0 for x in p) or all(x == 0 for x in q):
-            return None
-        with working_precision(3 * bits):
-            h = mpmath.mpf(2) ** (-bits)
-            at = lambda sp, sq: fun([yj + h * (sp * pj + sq * qj) for yj, pj, qj in zip(y, p, q)])
-            return [(a - b - c + d) / (4 * h * h) for a, b, c, d in zip(at(1, 1), at(1, -1), at(-1, 1), at(-1, -1))]
-
-    parts = [(real(re(u), re(w)), 1), (real(im(u), im(w)), -1), (real(re(u), im(w)), 1j), (real(im(u), re(w)), 1j)]
-    out = None
-    for values, factor in parts:
-        if values is not None:
-            term = [factor * v for v in values]
-            out = term if out is None else [o + t for o, t in zip(out, term)]
-    return out if out is not None else [mpmath.mpf(0)] * len(fun(y))
+    After the initial drop (eps below a tenth of eps(0)), the plateau sits where the relative decay
+    rate |d eps/d alpha| / eps is smallest while eps stays above a tenth of its value at the end of
+    the drop; its length runs from there until eps falls below half that height.  None when the
+    curve never drops or never escapes."""
+    alpha, eps = np.asarray(alpha, float), np.asarray(eps, float)
+    dropped = np.nonzero(eps < eps[0] / 10)[0]
+    if dropped.size == 0:
+        return None
+    first = dropped[0]
+    window = np.nonzero(eps[first:] > eps[first] / 10)[0] + first
+    rate = -np.gradient(eps, alpha)[window] / eps[window]
+    start = window[np.argmin(rate)]
+    height = eps[start]
+    below = np.nonzero(eps[start:] < height / 2)[0]
+    if below.size == 0:
+        return None
+    return float(alpha[start]), float(height), float(alpha[start + below[0]] - alpha[start])
