@@ -116,3 +116,12 @@ def test_finite_n_draw_matches_its_own_overlaps():
     assert (state.L, state.K, state.M) == (2, 2, 3)
     t_total = np.sum([np.array(t, float) for t in state.t], axis=0)
     assert np.allclose(np.diag(t_total), 1, atol=0.6)  # |B_n|^2 / N of a draw
+
+
+def test_alpha_zero_alone_is_the_initial_error():
+    problem = Problem("erf", 2, 2, power_law(2, 1), "0.5")
+    initial = InitialState.expected(problem, "0.5")
+    fast = solve(problem, initial, [0, 0])
+    exact_start = solve(problem, initial, [0], digits=20)
+    assert fast.digits == (15, 15) and exact_start.digits == (20,)
+    assert abs(fast.eps_g[0] - float(exact_start.eps_g[0])) <= 1e-15 * float(exact_start.eps_g[0])

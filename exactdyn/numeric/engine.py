@@ -175,15 +175,19 @@ def integrate_float(compiled, y0, params, alpha, *, rtol):
     grid = np.array([float(a) for a in alpha])
     y = np.array([float_number(v) for v in y0], dtype=float)
     fun = lambda _, state: rhs(np.ascontiguousarray(state), pars=pars[:rhs.nparams])
-    with np.errstate(all="ignore"):
-        sol = solve_ivp(fun, (0.0, grid[-1]), y, method="LSODA", t_eval=grid, rtol=rtol, atol=rtol * 1e-6)
-    finite = np.all(np.isfinite(sol.y), axis=0)
-    if sol.status != 0 or not np.all(finite):
-        reached = sol.t[np.argmin(finite)] if not np.all(finite) else (sol.t[-1] if len(sol.t) else 0.0)
-        raise _diverged(reached)
-    states = np.ascontiguousarray(sol.y.T)
+    evaluations = 0
+    if grid[-1] == 0:  # nothing to integrate: every alpha is the start
+        states = np.repeat(y[None, :], len(grid), axis=0)
+    else:
+        with np.errstate(all="ignore"):
+            sol = solve_ivp(fun, (0.0, grid[-1]), y, method="LSODA", t_eval=grid, rtol=rtol, atol=rtol * 1e-6)
+        finite = np.all(np.isfinite(sol.y), axis=0)
+        if sol.status != 0 or not np.all(finite):
+            reached = sol.t[np.argmin(finite)] if not np.all(finite) else (sol.t[-1] if len(sol.t) else 0.0)
+            raise _diverged(reached)
+        states, evaluations = np.ascontiguousarray(sol.y.T), int(sol.nfev)
     values = eps(states.T.copy(), pars=np.repeat(pars[:eps.nparams, None], len(grid), axis=1))[0]
-    return Run(tuple(map(tuple, states)), tuple(values.tolist()), int(sol.nfev), time.perf_counter() - started)
+    return Run(tuple(map(tuple, states)), tuple(values.tolist()), evaluations, time.perf_counter() - started)
 
 
 _CFUNCS = {}
