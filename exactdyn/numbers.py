@@ -38,7 +38,7 @@ def to_fraction(value, name="value"):
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ExactdynError(f"{name} must be finite, got {value!r}")
-        return Fraction(repr(value))
+        return Fraction(repr(float(value)))  # numpy floats print their type in repr
     if isinstance(value, str):
         text = value.strip()
         if _DECIMAL.match(text):

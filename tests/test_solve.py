@@ -125,3 +125,9 @@ def test_alpha_zero_alone_is_the_initial_error():
     exact_start = solve(problem, initial, [0], digits=20)
     assert fast.digits == (15, 15) and exact_start.digits == (20,)
     assert abs(fast.eps_g[0] - float(exact_start.eps_g[0])) <= 1e-15 * float(exact_start.eps_g[0])
+
+
+def test_numpy_alpha_grids_are_read_as_their_decimals():
+    problem = Problem("erf", 1, 1, power_law(1, 1), "0.5")
+    sol = solve(problem, InitialState.expected(problem, "0.5"), np.linspace(0, 1, 3))
+    assert sol.alpha == (0, Fraction(1, 2), 1)
