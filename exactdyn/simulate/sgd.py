@@ -176,7 +176,8 @@ def _progress(total, enabled):
 # one-pass SGD moves the (K+M) x (K+M) overlap matrix as a Markov chain whose law is that of the
 # N-dimensional simulation, at a cost independent of N.
 
-def _chain_kernel():
+def _chain_helpers():
+    """The numba functions the overlap chain calls (numba is imported only when a chain runs)."""
     import numba
 
     @numba.njit(cache=True)
@@ -205,6 +206,14 @@ def _chain_kernel():
                 else:
                     L[i, j] = s / L[j, j]
         return True
+
+    return g_and_dg, cholesky_into
+
+
+def _chain_kernel():
+    import numba
+
+    g_and_dg, cholesky_into = _chain_helpers()
 
     @numba.njit(cache=True, nogil=True)  # nogil: seeds run on threads; numba's random state is per thread
     def run(C0, K, records, eta, N, v, w, c, coeffs, is_erf, seed):
