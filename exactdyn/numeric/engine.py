@@ -1,9 +1,8 @@
 """The compiled engine: one derived ODESystem, compiled once by LLVM (heyoka), integrated many times.
 
 - float64: the right-hand side compiled to a heyoka ``cfunc`` and integrated by ODEPACK's LSODA,
-  which switches between Adams (non-stiff) and BDF (stiff) by itself.  The systems are stiff at
-  large L (rates from eta*lambda_1 down to eta*lambda_L, a ratio ~ L^(1+beta)): an explicit method
-  needs ~ eta*lambda_1*alpha steps (measured in bench/bench_engine.py).
+  which switches between Adams (non-stiff) and BDF (stiff) by itself, with a dense
+  finite-difference Jacobian; the eigenmode systems, stiff at large L, go to grouped.py instead.
 - arbitrary precision: heyoka's Taylor integrator in MPFR (``fp_type=heyoka.real``), whose order
   grows with the digits asked, so that many digits cost a polynomial, not an exponential, effort.
 
@@ -31,7 +30,7 @@ _FUNCTIONS = {sp.erf: hy.erf, sp.exp: hy.exp, sp.asin: hy.asin, sp.acos: hy.acos
 _MAX_DYADIC_BITS = 53
 
 
-class _Converter:
+class Converter:
     """sympy -> heyoka expressions, memoised; non-dyadic constants become trailing parameters."""
 
     def __init__(self, symbols, first_constant):
@@ -111,7 +110,7 @@ def compile_system(system):
     variables = tuple(hy.expression(f"y{i}") for i in range(len(system.states)))
     symbols = dict(zip(system.states, variables))
     symbols.update({p: hy.par[j] for j, p in enumerate(system.params)})
-    conv = _Converter(symbols, len(system.params))
+    conv = Converter(symbols, len(system.params))
     for sym, value in system.intermediates:
         conv.known[sym] = conv(value)
     rhs = tuple(conv(e) for e in system.rhs)
@@ -161,7 +160,7 @@ class Run:
     seconds: float
 
 
-def _diverged(alpha_reached):
+def diverged(alpha_reached):
     return ExactdynError(f"the integration diverged at alpha = {alpha_reached:.6g} "
                          "(eta past the stability limit?)")
 
@@ -184,7 +183,7 @@ def integrate_float(compiled, y0, params, alpha, *, rtol):
         finite = np.all(np.isfinite(sol.y), axis=0)
         if sol.status != 0 or not np.all(finite):
             reached = sol.t[np.argmin(finite)] if not np.all(finite) else (sol.t[-1] if len(sol.t) else 0.0)
-            raise _diverged(reached)
+            raise diverged(reached)
         states, evaluations = np.ascontiguousarray(sol.y.T), int(sol.nfev)
     values = eps(states.T.copy(), pars=np.repeat(pars[:eps.nparams, None], len(grid), axis=1))[0]
     return Run(tuple(map(tuple, states)), tuple(values.tolist()), evaluations, time.perf_counter() - started)
@@ -226,7 +225,7 @@ def integrate_real(compiled, y0, params, alpha, *, bits, tol_digits, progress=No
         steps += outcome[3]
         state = ta.state
         if outcome[0] != hy.taylor_outcome.time_limit:
-            raise _diverged(float(ta.time))
+            raise diverged(float(ta.time))
         states.append(tuple(to_mpf(v, bits) for v in state))
         values.append(to_mpf(eps(state.copy(), pars=eps_pars)[0], bits))
         if progress is not None:
@@ -335,7 +334,7 @@ def first_below(compiled, y0, params, level, alpha_max):
     if outcome == hy.taylor_outcome.time_limit:
         return None
     if outcome != hy.taylor_outcome(-1) or not np.all(np.isfinite(ta.state)):
-        raise _diverged(float(ta.time))
+        raise diverged(float(ta.time))
     return float(ta.time), tuple(ta.state.tolist()), value(ta.state)
 
 

@@ -11,6 +11,7 @@ def overlap_table(lam, frac, r, q, t, eta, coefficients=None):
     """name -> value for every symbol of the mode and moment systems of these overlaps.
 
     ``coefficients`` (c_0..c_{L-1}) are needed for the moment basis; the traces come from lam, frac.
+    Without them only the mode system's names are filled: the moment entries are O(L^2) exact sums.
     """
     L = len(lam)
     K, M = len(r[0]), len(r[0][0])
@@ -23,9 +24,10 @@ def overlap_table(lam, frac, r, q, t, eta, coefficients=None):
             for a in range(rows):
                 for b in range(cols):
                     table[f"{kind}{k + 1}_{a + 1}_{b + 1}"] = blocks[k][a][b]
-    if coefficients is not None:
-        for j, c in enumerate(coefficients):
-            table[f"c{j}"] = c
+    if coefficients is None:
+        return table
+    for j, c in enumerate(coefficients):
+        table[f"c{j}"] = c
     powers = list(lam)
     for order in range(1, L + 2):
         table[f"tau{order}"] = sum(f * p for f, p in zip(frac, powers))

@@ -359,12 +359,14 @@ def derive_mode(structure):
             terms = [lam[k - 1] * namer.mode_param(mkind, k, a, b) for k in range(1, L + 1)]
             first.append((namer.order_param(kind, 1, a, b), sp.Add(*terms)))
     teacher = [namer.mode_param("t", k, n, m) for k in range(1, L + 1) for n, m in _pairs(s.M)]
+    per = len(_pairs(s.M))   # params: eta, lam_1..L, frac_1..L, then each group's teacher overlaps
+    groups = tuple((k, L + k, *range(1 + 2 * L + per * (k - 1), 1 + 2 * L + per * k)) for k in range(1, L + 1))
     return ODESystem(
         title=_model_title(s, "eigenmode"), basis="mode", orders=tuple(range(1, L + 1)),
         states=tuple(states), layout=tuple(layout), params=(ETA, *lam, *frac, *teacher),
         intermediates=tuple(first) + der.intermediates(), rhs=tuple(rhs), eps_g=eps, relations=(),
         latex_names=tuple(namer.latex.items()) + ((ETA, r"\eta"),),
-        notes=("eigenmode basis: one block of overlaps per eigenvalue group k = 1..L",))
+        notes=("eigenmode basis: one block of overlaps per eigenvalue group k = 1..L",), groups=groups)
 
 
 def basis_map(structure):

@@ -31,7 +31,8 @@ ASSUMPTIONS = frozenset((
 # How each ODESystem field is stored; a field missing here makes encoding fail loudly.
 FIELDS = {"title": "text", "basis": "text", "orders": "ints", "states": "exprs", "layout": "rows",
           "params": "exprs", "intermediates": "pairs", "rhs": "exprs", "eps_g": "expr",
-          "relations": "pairs", "latex_names": "named", "notes": "texts"}
+          "relations": "pairs", "latex_names": "named", "notes": "texts",
+          "groups": "rows"}
 _TAGS = {cls: tag for tag, (cls, _) in OPERATIONS.items()}
 _INTEGER = re.compile(r"-?[0-9]+")
 _INTEGER_BOUND = 10 ** MAX_DIGITS

@@ -12,6 +12,10 @@ class ODESystem:
     ``eps_g`` (first-order covariances in the eigenmode basis, Gaussian expectations of erf).
     ``relations`` are displayed identities (the Cayley-Hamilton closure) already used in ``rhs``.
     ``layout`` names each state: (kind, order-or-group, a, b).
+    ``groups`` (eigenmode basis only) gives, per eigenvalue group, the indices in ``params`` of the
+    group's own parameters (lambda_k, rho_k, t^k), in the same order for every group: each group's
+    rhs is then the first group's in its own symbols (states: those whose layout names the group),
+    which lets the numeric layer compile one group and evaluate all of them at once.
     """
 
     title: str
@@ -26,6 +30,7 @@ class ODESystem:
     relations: tuple
     latex_names: tuple
     notes: tuple = ()
+    groups: tuple = ()
 
     def latex_name_map(self):
         return dict(self.latex_names)
