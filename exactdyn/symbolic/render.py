@@ -195,3 +195,7 @@ def render(system, structure, fmt):
     if fmt not in _FORMATS:
         raise ExactdynError(f"unknown format {fmt!r}: choose {', '.join(_FORMATS)}")
     return _FORMATS[fmt](system, structure)
+
+
+# The code printers (python, c, julia) register themselves; imported last, as they import this module.
+from . import export  # noqa: E402,F401
