@@ -14,7 +14,6 @@ from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.julia import JuliaCodePrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from .. import __version__
 from ..errors import ExactdynError
 from .render import register_format
 
@@ -104,8 +103,9 @@ def _listed(names, quote, indent):
 
 
 def _header(system, fmt):
-    return [f"{system.title}: exported by exactdyn {__version__}",
-            f"(exactdyn derive --format {fmt}); regenerate it rather than editing it.", *system.notes]
+    # No version in the text: importing the package root would put every module in the cache key.
+    return [f"{system.title}: exported by `exactdyn derive --format {fmt}`;",
+            "regenerate it rather than editing it.", *system.notes]
 
 
 def python_code(system, structure):
