@@ -20,6 +20,10 @@ METHODS = ("auto", "linear", "float64", "taylor")
 FLOAT_RTOL = 1e-12
 # BDF's global error falls slowly with rtol: 1e-13 gives ~10 digits at L = 64 (bench/bench_engine.py)
 GROUPED_RTOL = 1e-13
+# Below this many states LSODA's dense linear algebra is cheap and its Fortran loop beats scipy's
+# Python BDF (erf K = M = 2 to alpha = 1000: L = 16, 112 states, 0.63 s vs 2.1 s; L = 24, 168
+# states, 30 s vs 9 s; bench/bench_engine.py)
+GROUPED_FROM_STATES = 150
 FLOAT_DIGITS = 15
 MAX_DIGITS = 1000
 MAX_SECONDS = 3600.0
@@ -130,7 +134,7 @@ def _per_point(values, checks, cap):
 
 
 def _solve_float(system, problem, y0, params, alphas, overlaps):
-    form = grouped.group_form(system)
+    form = grouped.group_form(system) if len(system.states) >= GROUPED_FROM_STATES else None
     how = set()
 
     def run(scale):

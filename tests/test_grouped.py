@@ -88,7 +88,21 @@ def test_rounding_floor_is_reported_per_point_not_hidden():
     sol = solve(problem, None, [0, 10, 100, 1000, 10_000], sigma_J="0.5")
     assert sol.status is Status.PARTIAL and "ask digits" in sol.message
     assert min(sol.digits[:3]) >= 8 and sol.digits[-1] <= 2   # eps_g: 1e-2, 1e-3, 1e-10, 1e-15
-    assert "BDF" in sol.method
+
+
+def test_bdf_steps_on_past_the_rounding_floor():
+    # BDF's step collapses there at the first absolute tolerance; the retries carry it to the end
+    system, y0, params = _setup("erf", 2, 2, 4, eta=Fraction(1, 2))
+    run = grouped.integrate_groups(grouped.group_form(system), y0, params, [0, 10, 10_000], rtol=1e-13)
+    assert np.all(np.isfinite(run.eps_g)) and abs(run.eps_g[-1]) < 1e-12 < run.eps_g[1]
+
+
+def test_large_systems_take_the_grouped_path():
+    problem = Problem("erf", 2, 2, power_law(24, 1), "0.5")
+    sol = solve(problem, None, [0, 1, 50], sigma_J="0.5")
+    assert "BDF" in sol.method and min(sol.digits) >= 9
+    small = solve(Problem("erf", 2, 2, power_law(4, 1), "0.5"), None, [0, 1, 50], sigma_J="0.5")
+    assert "LSODA" in small.method
 
 
 def test_blow_up_in_the_grouped_path_names_the_alpha():
