@@ -17,13 +17,6 @@ from .problem import InitialState, Problem, Solution, Status, exact
 from .symbolic.cache import derive
 
 METHODS = ("auto", "linear", "float64", "taylor")
-FLOAT_RTOL = 1e-12
-# BDF's global error falls slowly with rtol: 1e-13 gives ~10 digits at L = 64 (bench/bench_engine.py)
-GROUPED_RTOL = 1e-13
-# Below this many states LSODA's dense linear algebra is cheap and its Fortran loop beats scipy's
-# Python BDF (erf K = M = 2 to alpha = 1000: L = 16, 112 states, 0.63 s vs 2.1 s; L = 24, 168
-# states, 30 s vs 9 s; bench/bench_engine.py)
-GROUPED_FROM_STATES = 150
 FLOAT_DIGITS = 15
 MAX_DIGITS = 1000
 MAX_SECONDS = 3600.0
@@ -134,28 +127,15 @@ def _per_point(values, checks, cap):
 
 
 def _solve_float(system, problem, y0, params, alphas, overlaps):
-    form = grouped.group_form(system) if len(system.states) >= GROUPED_FROM_STATES else None
-    how = set()
-
-    def run(scale):
-        if form is not None:
-            try:
-                result = grouped.integrate_groups(form, y0, params, alphas, rtol=GROUPED_RTOL * scale)
-                how.add("BDF on one compiled eigenvalue group with its exact sparse Jacobian")
-                return result
-            except grouped.Stalled:
-                pass  # at the rounding floor LSODA's error test still steps on
-        how.add("LSODA on the compiled rhs")
-        return engine.integrate_float(engine.compile_system(system), y0, params, alphas, rtol=FLOAT_RTOL * scale)
-
-    loose, tight = run(10), run(1)
+    (loose, how_loose), (tight, how) = (grouped.integrate_float64(system, y0, params, alphas, looser=scale)
+                                        for scale in (10, 1))
     counts = tuple(agreed_digits(v, c, FLOAT_DIGITS) for v, c in zip(loose.eps_g, tight.eps_g))
     status = Status.OK if min(counts) >= 1 else Status.PARTIAL
     message = "" if status is Status.OK else (
         f"{counts.count(0)} point(s) could not be verified in float64 (eps_g down to "
         f"{min(abs(v) for v in tight.eps_g):.1e} there is rounding): ask digits for them")
     return Solution(tuple(alphas), tight.eps_g, counts, False, status, message,
-                    f"float64: {' and '.join(sorted(how))} (heyoka), verified by a 10x looser run", 53,
+                    f"float64: {' and '.join(sorted({how, how_loose}))} (heyoka), verified by a 10x looser run", 53,
                     _named(system, tight.states) if overlaps else None,
                     {"seconds": loose.seconds + tight.seconds, "rhs_evaluations": tight.steps})
 

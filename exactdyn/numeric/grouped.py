@@ -22,6 +22,7 @@ from scipy.integrate import BDF
 import sympy as sp
 
 from ..errors import ExactdynError
+from . import engine
 from .engine import Converter, Run, diverged, float_number
 
 # Absolute tolerance relative to rtol.  Near 1e-16, Newton chases rounding in the components that
@@ -50,6 +51,31 @@ class GroupForm:
     share: object
     eps: object
     constants: tuple
+
+
+# rtol of the verified pair's tight run: BDF's global error falls slowly with rtol, 1e-13 gives
+# ~10 digits at L = 64; LSODA's is 1e-12.
+BDF_RTOL, LSODA_RTOL = 1e-13, 1e-12
+# Below this many states LSODA's dense linear algebra is cheap and its Fortran loop beats scipy's
+# Python BDF (erf K = M = 2 to alpha = 1000: L = 16, 112 states, 0.63 s vs 2.1 s; L = 24, 168
+# states, 30 s vs 9 s; bench/bench_engine.py)
+GROUPED_FROM_STATES = 150
+BDF_ROUTE = "BDF on one compiled eigenvalue group with its exact sparse Jacobian"
+LSODA_ROUTE = "LSODA on the compiled rhs"
+
+
+def integrate_float64(system, y0, params, alpha, *, looser=1):
+    """(Run, route): the float64 trajectory of any derived system at `looser` times the default
+    rtol, by BDF on the grouped form from GROUPED_FROM_STATES states on, else (or when BDF stalls
+    at the rounding floor) by LSODA on the whole compiled rhs."""
+    form = group_form(system) if len(system.states) >= GROUPED_FROM_STATES else None
+    if form is not None:
+        try:
+            return integrate_groups(form, y0, params, alpha, rtol=BDF_RTOL * looser), BDF_ROUTE
+        except Stalled:
+            pass  # at the rounding floor LSODA's error test still steps on
+    compiled = engine.compile_system(system)
+    return engine.integrate_float(compiled, y0, params, alpha, rtol=LSODA_RTOL * looser), LSODA_ROUTE
 
 
 class Stalled(ExactdynError):

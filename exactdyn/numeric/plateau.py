@@ -22,7 +22,7 @@ from ..errors import ExactdynError, PrecisionError
 from ..numbers import bits_for_digits, to_fraction, working_precision
 from ..problem import InitialState, Problem, exact
 from ..symbolic.cache import derive
-from . import engine
+from . import engine, grouped
 from .certify import agreed_digits
 from .overlaps import assign, overlap_table
 
@@ -120,7 +120,7 @@ def _guess(problem, system, teacher, guess_alpha):
     r = [[[f / 100] * M for _ in range(K)] for f in rho]
     q = [[[f / 10 if i == j else 0 for j in range(K)] for i in range(K)] for f in rho]
     y0, params = _params(problem, system, teacher, r, q, problem.eta)
-    return engine.integrate_float(engine.compile_system(system), y0, params, [0, guess_alpha], rtol=1e-10).states[-1]
+    return grouped.integrate_float64(system, y0, params, [0, guess_alpha], looser=100)[0].states[-1]
 
 
 def _field(evaluators, first_order):
