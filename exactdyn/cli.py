@@ -3,7 +3,7 @@ from fractions import Fraction
 import json
 import sys
 
-from .cli_args import (DEFAULT_DIGITS, EPILOG, Parser as _Parser, add_commands,
+from .cli_args import (DEFAULT_DIGITS, EPILOG, Parser as _Parser, add_commands, add_sweep_parser,
                        add_model_arguments as _add_model_arguments, add_spectrum_arguments as _add_spectrum_arguments,
                        nonnegative_list, number, positive_int)
 from .errors import ExactdynError
@@ -307,6 +307,27 @@ def cmd_demo(args, out):
     return 0
 
 
+# --- sweep ---------------------------------------------------------------------------------
+
+SWEEP_AXES = ("activation", "K", "M", "L", "beta", "eta", "sigma_J", "seed")
+
+
+def cmd_sweep(args, out):
+    from .sweep import sweep
+
+    if args.kind == "solve" and args.alpha is None:
+        raise ExactdynError("sweep --kind solve needs --alpha")
+    grid = {name: getattr(args, name) for name in SWEEP_AXES if getattr(args, name) is not None}
+    res = sweep(grid, kind=args.kind, alpha=args.alpha or (), digits=args.digits, out=args.out,
+                scheduler=args.scheduler, workers=args.workers, progress=sys.stderr.isatty(), limit=args.limit)
+    failed = res.table.loc[res.table["error"] != "", SWEEP_AXES].drop_duplicates()
+    unverified = (res.table["digits"] == 0).sum() - len(res.table[res.table["error"] != ""])
+    out.write(f"{res.computed} point(s) computed, {res.skipped} already done, {res.remaining} left; "
+              f"{len(failed)} failed, {unverified} value(s) unverified; wrote "
+              + ", ".join(str(f) for f in res.files.values()) + "\n")
+    return 3 if len(failed) or unverified else 0
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 def build_parser():
@@ -314,6 +335,7 @@ def build_parser():
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     add_commands(sub, {"spectrum": cmd_spectrum, "derive": cmd_derive, "solve": cmd_solve, "simulate": cmd_simulate,
                        "check": cmd_check, "plot": cmd_plot, "landscape": cmd_landscape, "demo": cmd_demo})
+    add_sweep_parser(sub, cmd_sweep)
 
     pa = sub.add_parser("plateau", help="the plateau of alike students: fixed point, Jacobian spectrum, escape rate, the papers' approximation")
     _add_model_arguments(pa, default_width=2)
@@ -352,7 +374,7 @@ def main(argv=None, out=None):
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
             raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, plateau, late, "
-                                "landscape, demo (see --help)")
+                                "landscape, demo, sweep (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)

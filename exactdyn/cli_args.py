@@ -160,3 +160,30 @@ def add_commands(sub, run):
         seeds=dict(default=6, help="number of simulation seeds (>= 2)"),
         plot=dict(default="exactdyn-demo.png", help="where to save the figure"))
     demo.set_defaults(run=run["demo"])
+
+
+def name_list(text):
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text[:40]!r}")
+    return parts
+
+
+def add_sweep_parser(sub, run):
+    """`sweep`: every list option is comma-separated; the library checks the values (whole numbers,
+    ranges, activation names) so that the CLI and Python refuse the same grids."""
+    sw = sub.add_parser("sweep", help="solve or plateau over a parameter grid, in parallel and resumable",
+                        epilog="exit status: 0 every point ran; 2 bad input; 3 some points failed or unverified")
+    for flag, what in (("--eta", "learning rates"), ("--L", "numbers of eigenvalues (power law)"),
+                       ("--beta", "power-law exponents"), ("--K", "student widths"), ("--M", "teacher widths"),
+                       ("--sigma-J", "student initial scales"), ("--seed", "seeds of the symmetry breaking")):
+        sw.add_argument(flag, type=number_list, help=f"comma-separated {what}")
+    sw.add_argument("--activation", type=name_list, help="comma-separated activations (default erf)")
+    sw.add_argument("--kind", choices=["solve", "plateau"], default="solve")
+    sw.add_argument("--alpha", type=nonnegative_list, help="comma-separated increasing times alpha (solve)")
+    sw.add_argument("--digits", type=positive_int, help="digits per point (default: float64, plateau 20)")
+    sw.add_argument("--out", required=True, help="output stem: STEM.csv, .parquet, .png, .progress.jsonl")
+    sw.add_argument("--workers", type=positive_int, default=2, help="local worker processes (default 2)")
+    sw.add_argument("--scheduler", help="address of a running dask scheduler instead, e.g. tcp://host:8786")
+    sw.add_argument("--limit", type=positive_int, help="stop after this many newly finished points")
+    sw.set_defaults(run=run)
