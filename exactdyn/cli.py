@@ -5,8 +5,9 @@ import sys
 
 from .cli_args import (DEFAULT_DIGITS, EPILOG, Parser as _Parser, add_commands, add_sweep_parser,
                        add_model_arguments as _add_model_arguments, add_spectrum_arguments as _add_spectrum_arguments,
-                       nonnegative_list, number, positive_int)
+                       digits as _digits, nonnegative_list, number, positive_int, real, seed as _seed)
 from .errors import ExactdynError
+from .io.plotting import check_png_path
 from .numbers import bits_for_digits
 
 
@@ -50,13 +51,30 @@ def _problem_and_state(args, default_width=2, digits=17):
 
 def cmd_spectrum(args, out):
     from .io.reports import write_spectrum
+    from .spectrum import check_power_law_traces
 
+    if args.L is not None and args.eigenvalues is None:
+        check_power_law_traces(args.L, args.beta if args.beta is not None else 1, args.traces or args.L + 1)
     spectrum = _spectrum_from_args(args, args.digits)
     write_spectrum(out, spectrum, args.digits, args.traces or spectrum.L + 1, args.format)
     return 0
 
 
 # --- derive ---------------------------------------------------------------------------------
+
+# seconds of an erf derivation at K = M = 4, L = 1 (moment basis, 2 cores); it grows as (K + M)^3.2
+_DERIVE_SECONDS = 10.0
+MAX_DERIVE_SECONDS = 600.0
+
+
+def check_derive_cost(activation, K, M, L):
+    """Refuse, before sympy starts, a derivation estimated to run past MAX_DERIVE_SECONDS."""
+    degree = getattr(activation, "degree", 3)
+    seconds = _DERIVE_SECONDS * ((K + M) / 8) ** 3.2 * (1 + L / 16) * max(1, degree / 3) ** 2
+    if seconds > MAX_DERIVE_SECONDS:
+        raise ExactdynError(f"deriving K = {K}, M = {M}, L = {L} would take about {seconds:.2g} s (estimated; limit "
+                            f"{MAX_DERIVE_SECONDS:g} s): use smaller widths or L")
+
 
 def cmd_derive(args, out):
     from .symbolic.cache import derive
@@ -66,12 +84,16 @@ def cmd_derive(args, out):
 
     activation = Polynomial(tuple(args.poly)) if args.poly is not None else args.activation
     structure = Structure.named(activation, args.K, args.M, args.L, args.output_weights, args.loss_factor)
+    check_derive_cost(structure.activation, args.K, args.M, args.L)
     system = derive(structure, args.basis, use_cache=not args.no_cache)
     out.write(render(system, structure, args.format))
     return 0
 
 
 # --- solve ---------------------------------------------------------------------------------
+
+MAX_SUBSPACE_WORK = 10 ** 12  # N^3 x draws: about a minute of QR factorisations
+
 
 def _solution(args, problem, initial):
     from .numeric.subspace import random_subspace_solution
@@ -88,6 +110,9 @@ def _solution(args, problem, initial):
         raise ExactdynError("--random-subspace needs --N, the input dimension of the drawn subspaces")
     if args.init is not None or args.trainable is not None or args.route != "mode" or args.approximations:
         raise ExactdynError("--random-subspace goes without --init, --trainable, --route moment and --approximations")
+    if args.N ** 3 * args.draws > MAX_SUBSPACE_WORK:
+        raise ExactdynError(f"{args.draws} Haar-random subspaces at N = {args.N} cost about N^3 = {args.N ** 3:.2g} "
+                            f"operations each: keep N^3 x draws <= {MAX_SUBSPACE_WORK:.0e}")
     return random_subspace_solution(problem, args.random_subspace, args.alpha, N=args.N, sigma_J=args.sigma_J,
                                     draws=range(args.seed, args.seed + args.draws))
 
@@ -96,6 +121,8 @@ def cmd_solve(args, out):
     from .io.curves import plot_solution, write_solution
     from .numeric.linear import approximations
 
+    if args.plot:
+        check_png_path(args.plot, "--plot")
     problem, initial, source = _problem_and_state(args, digits=args.digits or DEFAULT_DIGITS)
     if args.approximations and not (problem.is_linear and problem.K == problem.M == 1):
         raise ExactdynError("--approximations are for the linear network with K = M = 1")
@@ -120,6 +147,8 @@ def cmd_simulate(args, out):
     from .problem import Problem
     from .simulate.sgd import simulate_curve
 
+    if args.plot:
+        check_png_path(args.plot, "--plot")
     problem = Problem.named(args.activation, args.K, args.M, _spectrum_from_args(args, 17), args.eta,
                             args.output_weights)
     curve = simulate_curve(problem, args.alpha, N=args.N, seeds=range(args.seed, args.seed + args.seeds),
@@ -151,8 +180,7 @@ def cmd_plot(args, out):
     from .io.curves import read_curve
     from .io.plotting import plot_curves
 
-    if not args.out.lower().endswith(".png"):
-        raise ExactdynError(f"--out must name a .png file, got {args.out!r}")
+    check_png_path(args.out, "--out")
     curves, bands = [], []
     for path in args.files:
         label, alpha, eps, stderr = read_curve(path)
@@ -303,6 +331,7 @@ def cmd_landscape(args, out):
 def cmd_demo(args, out):
     from .demo import run_demo
 
+    check_png_path(args.plot, "--plot")
     run_demo(out, N=args.N, seeds=args.seeds, plot=args.plot, progress=sys.stderr.isatty())
     return 0
 
@@ -341,11 +370,11 @@ def build_parser():
     _add_model_arguments(pa, default_width=2)
     _add_spectrum_arguments(pa)
     pa.add_argument("--eta", type=number, required=True, help="learning rate")
-    pa.add_argument("--digits", type=positive_int, default=20, help="digits of the Newton solution")
+    pa.add_argument("--digits", type=_digits, default=20, help="digits of the Newton solution")
     pa.add_argument("--deviation", type=number, default=Fraction(1, 1000),
                     help="symmetry-breaking deviation for the escape-time estimate (default 1e-3)")
     pa.add_argument("--N", type=positive_int, help="draw the teacher at this input dimension (default: t^k = rho_k I)")
-    pa.add_argument("--seed", type=int, default=0, help="seed of the teacher draw with --N")
+    pa.add_argument("--seed", type=_seed, default=0, help="seed of the teacher draw with --N")
     pa.add_argument("--format", choices=["text", "json"], default="text")
     pa.set_defaults(run=cmd_plateau)
 
@@ -355,14 +384,14 @@ def build_parser():
     lt.add_argument("--eta", type=number, required=True, help="learning rate")
     lt.add_argument("--init", help="initial overlaps per eigenvalue group (JSON file)")
     lt.add_argument("--N", type=positive_int, help="start from a finite-N draw of this dimension")
-    lt.add_argument("--seed", type=int, default=0, help="seed of the draw or of the symmetry-breaking perturbation")
+    lt.add_argument("--seed", type=_seed, default=0, help="seed of the draw or of the symmetry-breaking perturbation")
     lt.add_argument("--sigma-J", type=number, default=Fraction(1, 100), help="student initial scale (default 0.01)")
-    lt.add_argument("--from-eps", type=float, default=1e-7,
+    lt.add_argument("--from-eps", type=real, default=1e-7,
                     help="start the expansion where the float64 ODE first falls below this eps_g (default 1e-7)")
-    lt.add_argument("--alpha-max", type=float, default=1e5, help="give up past this alpha (default 1e5)")
+    lt.add_argument("--alpha-max", type=real, default=1e5, help="give up past this alpha (default 1e5)")
     lt.add_argument("--alpha", type=nonnegative_list, default=[], help="comma-separated times alpha >= alpha0")
     lt.add_argument("--terms", type=positive_int, default=6, help="how many of the slowest terms to print")
-    lt.add_argument("--digits", type=positive_int, default=20, help="working digits of the linearisation")
+    lt.add_argument("--digits", type=_digits, default=20, help="working digits of the linearisation")
     lt.add_argument("--format", choices=["text", "json"], default="text")
     lt.set_defaults(run=cmd_late)
     return p

@@ -1,6 +1,7 @@
 """The command line's argument readers and the options of its commands (cli.py declares plateau's
 and late's next to them).  Numbers are read exactly; a bad one is a one-line error (exit status 2)."""
 import argparse
+import re
 
 from .errors import ExactdynError
 from .numbers import to_fraction
@@ -18,14 +19,41 @@ class Parser(argparse.ArgumentParser):
         raise ExactdynError(message)
 
 
+_WHOLE = re.compile(r"^[+-]?[0-9]{1,18}$")
+MAX_DIGITS = 1000
+
+
+def whole(text):
+    """A whole number written in plain ASCII digits (no '1_000', '0x10', '1e3')."""
+    if not _WHOLE.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a whole number (at most 18 digits), got {text[:40]!r}")
+    return int(text)
+
+
 def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def seed(text):
+    value = whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    return value
+
+
+def digits(text):
+    value = positive_int(text)
+    if value > MAX_DIGITS:
+        raise argparse.ArgumentTypeError(f"digits must be at most {MAX_DIGITS}, got {value}")
+    return value
+
+
+def real(text):
+    """A finite float, read exactly first (so 'nan', 'inf', '1e999999999' are refused)."""
+    return float(number(text))
 
 
 def number(text):
@@ -65,7 +93,7 @@ def _options():
         "--alpha": dict(type=nonnegative_list, required=True, help="comma-separated increasing times alpha"),
         "--init": dict(help="initial overlaps per eigenvalue group (JSON file)"),
         "--N": dict(type=positive_int, help="start from a finite-N draw of this dimension"),
-        "--seed": dict(type=int, default=0, help="seed of the draw or of the symmetry-breaking perturbation"),
+        "--seed": dict(type=seed, default=0, help="seed of the draw or of the symmetry-breaking perturbation"),
         "--seeds": dict(type=positive_int, default=8, help="number of seeds"),
         "--overlaps": dict(action="store_true", help="JSON: also the overlaps per group"),
         "--plot": dict(help="also save a log-log plot to this PNG file"),
@@ -97,7 +125,7 @@ def _main_parsers(sub, run):
     sp_ = sub.add_parser("spectrum", help="eigenvalues, minimal polynomial and traces of an input spectrum")
     add(sp_, *SPECTRUM, "--format")
     sp_.add_argument("--traces", type=positive_int, help="highest trace order (default L+1)")
-    sp_.add_argument("--digits", type=positive_int, default=DEFAULT_DIGITS, help="digits for irrational values")
+    sp_.add_argument("--digits", type=digits, default=DEFAULT_DIGITS, help="digits for irrational values")
     sp_.set_defaults(run=run["spectrum"])
     d = sub.add_parser("derive", help="derive and print the closed ODE system")
     add_model_arguments(d, default_width=2, activation="erf")
@@ -111,7 +139,7 @@ def _main_parsers(sub, run):
     add_model_arguments(so, default_width=None)
     add(so, *SPECTRUM, "--eta", "--sigma-J", "--alpha", "--init", "--N", "--seed", "--overlaps", "--plot",
         "--format", format=dict(choices=["json", "csv", "text"]))
-    so.add_argument("--digits", type=positive_int, help=f"certified digits (linear K = M = 1, default "
+    so.add_argument("--digits", type=digits, help=f"certified digits (linear K = M = 1, default "
                     f"{DEFAULT_DIGITS}); other networks: verified digits at arbitrary precision (default: float64)")
     so.add_argument("--route", choices=["mode", "moment"], default="mode", help="linear: eigenmode or moment route")
     so.add_argument("--trainable", type=positive_int, help="only the first N eigenvalue groups are trainable")
@@ -127,7 +155,7 @@ def _data_parsers(sub, run):
     add(si, *SPECTRUM, "--eta", "--sigma-J", "--alpha", "--N", "--seeds", "--seed", "--overlaps", "--plot",
         "--format", N=dict(required=True, help="input dimension"), seed=dict(help="first seed"),
         format=dict(choices=["json", "csv"], default="json"))
-    si.add_argument("--init-seed", type=int, help="all seeds start from this one draw (only the data differ)")
+    si.add_argument("--init-seed", type=seed, help="all seeds start from this one draw (only the data differ)")
     si.set_defaults(run=run["simulate"])
     ch = sub.add_parser("check", help="compare a trajectory from another code with exactdyn's prediction",
                         epilog=EPILOG)
@@ -135,8 +163,8 @@ def _data_parsers(sub, run):
     add(ch, "--init", "--activation", "--eta", "--output-weights", "--N", "--seeds", "--format",
         activation=dict(default=None), eta=dict(required=False), seeds=dict(default=None),
         N=dict(help="input dimension of a finite-N simulation"))
-    ch.add_argument("--threshold", type=float, default=5.0, help="finite N: largest deviation in fluctuation units")
-    ch.add_argument("--rtol", type=float, default=1e-6, help="no N: largest relative deviation allowed")
+    ch.add_argument("--threshold", type=real, default=5.0, help="finite N: largest deviation in fluctuation units")
+    ch.add_argument("--rtol", type=real, default=1e-6, help="no N: largest relative deviation allowed")
     ch.set_defaults(run=run["check"])
     pl = sub.add_parser("plot", help="learning curves from solve/simulate JSON outputs")
     pl.add_argument("files", nargs="+", help="JSON outputs of solve or simulate")

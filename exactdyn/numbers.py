@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from fractions import Fraction
 import math
 import re
+import sys
 
 import flint
 import mpmath
@@ -14,15 +15,49 @@ import sympy as sp
 
 from .errors import ExactdynError
 
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_RATIO = re.compile(r"^[+-]?\d+/\d+$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_RATIO = re.compile(r"^[+-]?[0-9]+/[0-9]+$")
+# A user number must fit in float range (the numeric layer rounds to it) and stay small as an exact
+# rational: '1e999999999' would otherwise become a billion-digit integer before any check.
+MAX_TEXT = 1000
+MAX_EXPONENT = 400
+MAX_BITS = 1 << 16
+MAX_MAGNITUDE = Fraction(sys.float_info.max)
+
+
+def _bounded(frac, name, value):
+    if abs(frac) > MAX_MAGNITUDE:
+        raise ExactdynError(f"{name} is too large (beyond the float range): {str(value)[:40]!r}")
+    if frac.numerator.bit_length() > MAX_BITS or frac.denominator.bit_length() > MAX_BITS:
+        raise ExactdynError(f"{name} has too many digits (at most {MAX_BITS} bits per numerator and denominator)")
+    return frac
+
+
+def _from_text(value, name):
+    text = value.strip()
+    if len(text) > MAX_TEXT:
+        raise ExactdynError(f"{name} is longer than {MAX_TEXT} characters")
+    if _DECIMAL.match(text):
+        mantissa, _, exponent = text.lower().partition("e")
+        if exponent and abs(int(exponent)) > MAX_EXPONENT:
+            raise ExactdynError(f"{name} has a decimal exponent beyond +-{MAX_EXPONENT}: {text[:40]!r}")
+        return Fraction(text)
+    if _RATIO.match(text):
+        num, den = text.split("/")
+        if int(den) == 0:
+            raise ExactdynError(f"{name} has a zero denominator: {value!r}")
+        return Fraction(int(num), int(den))
+    raise ExactdynError(f"{name} must be a number (decimal or p/q), got {text[:40]!r}")
 
 
 def to_fraction(value, name="value"):
-    """An exact Fraction from an int, Fraction, fmpq, decimal or 'p/q' string, or float.
-
-    A float is read as its shortest decimal representation (0.1 means 1/10).
+    """An exact Fraction from an int, Fraction, fmpq, decimal or 'p/q' string, or float, of at most
+    float magnitude and MAX_BITS bits.  A float is read as its shortest decimal (0.1 means 1/10).
     """
+    return _bounded(_exact_fraction(value, name), name, value)
+
+
+def _exact_fraction(value, name):
     if isinstance(value, bool):
         raise ExactdynError(f"{name} must be a number, not {value!r}")
     if isinstance(value, Fraction):
@@ -40,15 +75,7 @@ def to_fraction(value, name="value"):
             raise ExactdynError(f"{name} must be finite, got {value!r}")
         return Fraction(repr(float(value)))  # numpy floats print their type in repr
     if isinstance(value, str):
-        text = value.strip()
-        if _DECIMAL.match(text):
-            return Fraction(text)
-        if _RATIO.match(text):
-            num, den = text.split("/")
-            if int(den) == 0:
-                raise ExactdynError(f"{name} has a zero denominator: {value!r}")
-            return Fraction(int(num), int(den))
-        raise ExactdynError(f"{name} must be a number (decimal or p/q), got {value!r}")
+        return _from_text(value, name)
     raise ExactdynError(f"{name} must be a number, got {type(value).__name__}")
 
 
@@ -80,6 +107,7 @@ def certified_decimal(x, digits):
     return x.str(digits, radius=False)
 
 GUARD_BITS = 20
+MAX_PRECISION = 1 << 20
 
 
 def bits_for_digits(digits):
@@ -89,7 +117,7 @@ def bits_for_digits(digits):
 @contextmanager
 def working_precision(bits):
     """Set flint's and mpmath's precision to `bits` for the block, restoring both on exit."""
-    if not isinstance(bits, int) or bits < 2:
-        raise ExactdynError(f"precision must be an integer number of bits >= 2, got {bits!r}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= MAX_PRECISION:
+        raise ExactdynError(f"precision must be a whole number of bits from 2 to {MAX_PRECISION}, got {bits!r}")
     with flint.ctx.workprec(bits), mpmath.workprec(bits):
         yield

@@ -27,8 +27,20 @@ def exact(x):
         mantissa, exponent = x.mid().man_exp()
         return Fraction(int(mantissa)) * Fraction(2) ** int(exponent)
     if isinstance(x, float):
+        if x != x or x in (float("inf"), float("-inf")):
+            raise ExactdynError(f"overlaps must be finite, got {x!r}")
         return Fraction(x)
-    return to_fraction(x)
+    return to_fraction(x, "an overlap")
+
+
+MAX_DRAW = 10 ** 8  # floats in one drawn B and J (N x (K + M)): 800 MB
+
+
+def check_seed(seed):
+    """A numpy seed: a whole number >= 0 (numpy itself would fail with a bare ValueError or TypeError)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 128:
+        raise ExactdynError(f"seed must be a whole number >= 0, got {seed!r}")
+    return seed
 
 
 def _activation(value):
@@ -158,10 +170,12 @@ class InitialState:
         """The average over B ~ N(0, I), J ~ N(0, sigma_J^2 I): q^k = rho_k sigma_J^2 I, t^k = rho_k I,
         r^k = 0, plus (nonlinear students only) a seeded r^k = rho_k * perturbation * N(0, 1), without
         which the symmetric subspace is invariant and the students never specialise."""
+        if not isinstance(problem, Problem):
+            raise ExactdynError("InitialState.expected needs an exactdyn Problem")
         s2 = to_fraction(sigma_J, "sigma_J") ** 2
         if to_fraction(sigma_J, "sigma_J") < 0:
             raise ExactdynError(f"sigma_J must be >= 0, got {sigma_J}")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         K, M = problem.K, problem.M
         eye = lambda n, c: [[c if i == j else 0 for j in range(n)] for i in range(n)]
         rho = [exact(w) for w in problem.spectrum.weights]
@@ -177,13 +191,18 @@ class InitialState:
         """The overlaps of one draw B ~ N(0, I_N), J ~ N(0, sigma_J^2 I_N) (as `simulate` draws them)."""
         from .simulate.sgd import group_sizes
 
+        if not isinstance(problem, Problem):
+            raise ExactdynError("InitialState.draw needs an exactdyn Problem")
         if isinstance(N, bool) or not isinstance(N, int) or N < 1:
             raise ExactdynError(f"N must be a whole number >= 1, got {N!r}")
+        if N * (problem.K + problem.M) > MAX_DRAW:
+            raise ExactdynError(f"N = {N} is too large to draw {problem.K + problem.M} weight vectors in memory "
+                                f"(N x (K + M) at most {MAX_DRAW})")
         sigma = float(to_fraction(sigma_J, "sigma_J"))
         if sigma < 0:
             raise ExactdynError(f"sigma_J must be >= 0, got {sigma_J}")
         sizes = group_sizes([float(exact(w)) for w in problem.spectrum.weights], N)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         B = rng.normal(size=(problem.M, N))
         J = sigma * rng.normal(size=(problem.K, N))
         edges = np.cumsum([0] + sizes)

@@ -5,6 +5,7 @@ A spectrum is stored as ``scale * base[l]``: for a power law the base values are
 traces and the minimal polynomial cheap to form.
 """
 from dataclasses import dataclass
+import math
 
 import flint
 
@@ -13,6 +14,42 @@ from .numbers import to_fraction, to_fmpq
 from .numbers import working_precision
 
 MAX_L = 1_000_000
+MAX_PREC = 1 << 17
+MAX_BETA = 1000
+# Refused up front: requests estimated to run longer than this (the estimates are within a factor ~3)
+MAX_SECONDS = 60.0
+# seconds per L^2 of forming an exact power law (summing L fractions; 3.6 s at L = 1e5, 2 cores)
+_EXACT_BUILD = 3.6e-10
+# seconds per L * kmax^2 * bit of the base values' denominators, exact traces (25 s at L = 400, kmax = 401)
+_EXACT_TRACES = 5.5e-11
+# seconds per L * kmax of ball traces (one multiplication and addition each, from Python)
+_BALL_TRACES = 1e-6
+
+
+def sequence(values, name):
+    """A list from a list, tuple or other sized iterable, never from a string (read digit by digit)."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__") or not hasattr(values, "__len__"):
+        raise ExactdynError(f"{name} must be a list of numbers, got {type(values).__name__} {str(values)[:30]!r}")
+    if len(values) > MAX_L:
+        raise ExactdynError(f"{name} holds {len(values)} values, at most {MAX_L} are allowed")
+    return list(values)
+
+
+def check_power_law_traces(L, beta, kmax):
+    """Refuse, before anything is built, exact power-law traces to order kmax that would take too long."""
+    _check_L(L)
+    b = to_fraction(beta, "beta")
+    if b.denominator == 1 and -1 < b <= MAX_BETA:
+        bits = (1 + int(b)) * L * max(1.0, math.log2(L / math.e))
+        seconds = _EXACT_BUILD * L * L * (1 + int(b)) / 2 + _EXACT_TRACES * L * kmax ** 2 * bits
+    else:
+        seconds = _BALL_TRACES * L * kmax
+    _refuse_slow(seconds, f"power-law traces to order {kmax} at L = {L}", "ask for fewer traces or a smaller L")
+
+
+def _refuse_slow(seconds, what, advice):
+    if seconds > MAX_SECONDS:
+        raise ExactdynError(f"{what} would take about {seconds:.2g} s (estimated; limit {MAX_SECONDS:g} s): {advice}")
 
 
 def _check_L(L):
@@ -96,6 +133,9 @@ class Spectrum:
         """(tau_1, ..., tau_kmax), or (tau_0, ..., tau_kmax) with include_zero."""
         if isinstance(kmax, bool) or not isinstance(kmax, int) or kmax < 0:
             raise ExactdynError(f"trace order must be a whole number >= 0, got {kmax!r}")
+        bits = sum(int(b.q).bit_length() for b in self.base) + int(self.scale.p).bit_length() if self.exact else 0
+        seconds = _EXACT_TRACES * self.L * kmax ** 2 * bits if self.exact else _BALL_TRACES * self.L * kmax
+        _refuse_slow(seconds, f"traces to order {kmax} at L = {self.L}", "ask for fewer traces or a smaller L")
         out = []
         with self._scope():
             if self.exact:
@@ -154,8 +194,13 @@ def power_law(L, beta, *, prec=None):
     b = to_fraction(beta, "beta")
     if b <= -1:
         raise ExactdynError(f"beta must be greater than -1, got {beta}")
+    if b > MAX_BETA:
+        raise ExactdynError(f"beta must be at most {MAX_BETA}, got {beta}")
+    if prec is not None and (isinstance(prec, bool) or not isinstance(prec, int) or not 2 <= prec <= MAX_PREC):
+        raise ExactdynError(f"prec must be a whole number of bits from 2 to {MAX_PREC}, got {prec!r}")
     weights = tuple(flint.fmpq(1, L) for _ in range(L))
     if b.denominator == 1:
+        _refuse_slow(_EXACT_BUILD * L * L * (1 + int(b)) / 2, f"an exact power law with L = {L}", "use a smaller L")
         p = int(b) + 1
         base = tuple(flint.fmpq(1, l ** p) for l in range(1, L + 1))
         scale = flint.fmpq(L) / sum(base, flint.fmpq(0))
@@ -172,7 +217,7 @@ def power_law(L, beta, *, prec=None):
 def from_eigenvalues(eigenvalues, weights=None):
     """An exact spectrum from distinct positive eigenvalues and the fraction of dimensions of each
     (equal fractions when omitted).  Values may be ints, decimal or 'p/q' strings, or Fractions."""
-    lam = [to_fmpq(x, "eigenvalue") for x in eigenvalues]
+    lam = [to_fmpq(x, "eigenvalue") for x in sequence(eigenvalues, "eigenvalues")]
     if not lam:
         raise ExactdynError("a spectrum needs at least one eigenvalue")
     _check_L(len(lam))
@@ -183,7 +228,7 @@ def from_eigenvalues(eigenvalues, weights=None):
     if weights is None:
         w = [flint.fmpq(1, len(lam))] * len(lam)
     else:
-        w = [to_fmpq(x, "weight") for x in weights]
+        w = [to_fmpq(x, "weight") for x in sequence(weights, "weights")]
         if len(w) != len(lam):
             raise ExactdynError(f"{len(w)} weights for {len(lam)} eigenvalues")
         if any(x <= 0 for x in w):

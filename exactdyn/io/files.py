@@ -63,6 +63,10 @@ def parse_json(text, where, **kwargs):
         raise ExactdynError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise ExactdynError(f"{where} is nested too deeply") from None
+    except ExactdynError:
+        raise
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise ExactdynError(f"{where} holds an unreadable number: {str(exc).splitlines()[0][:80]}") from None
 
 
 def finite(value, where):

@@ -88,4 +88,4 @@ def parse_initial(data):
 
 def read_initial(path):
     """Read and validate an initial-overlap file (a clear ExactdynError for anything malformed)."""
-    return parse_initial(parse_json(read_text(path), path, parse_float=Fraction))
+    return parse_initial(parse_json(read_text(path), path, parse_float=lambda text: to_fraction(text, "a number")))

@@ -16,6 +16,7 @@ from ..errors import ExactdynError
 from ..symbolic.expectations import Erf, Polynomial
 
 MAX_STEPS = 50_000_000
+MAX_SEEDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,11 @@ def _run_arguments(N, eta, seeds, alpha):
         raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
     if not np.isfinite(float(eta)) or float(eta) <= 0:
         raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or len(seeds) > MAX_SEEDS:
+        raise ExactdynError(f"seeds must be a list or range of at most {MAX_SEEDS} whole numbers")
     seeds = tuple(seeds)
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ExactdynError("seeds must be whole numbers >= 0")
     if not seeds:
         raise ExactdynError("give at least one seed")
     alpha = tuple(float(a) for a in alpha)

@@ -20,6 +20,7 @@ import sympy as sp
 
 from ..errors import ExactdynError
 
+MAX_DEGREE = 16
 
 def slot_covariance(n):
     """Symmetric n x n matrix of free symbols C_ab (generic slot covariance)."""
@@ -97,6 +98,11 @@ class Polynomial(Activation):
     def __post_init__(self):
         from ..numbers import to_fraction
 
+        if not isinstance(self.coeffs, (tuple, list)):
+            raise ExactdynError(f"polynomial coefficients must be a tuple or list, got {type(self.coeffs).__name__}")
+        if len(self.coeffs) > MAX_DEGREE + 1:
+            raise ExactdynError(f"a polynomial activation has degree at most {MAX_DEGREE}, got {len(self.coeffs) - 1} "
+                                "coefficients past a_0 (the derivation grows too fast with the degree)")
         coeffs = tuple(to_fraction(c, "polynomial coefficient") for c in self.coeffs)
         while len(coeffs) > 1 and coeffs[-1] == 0:
             coeffs = coeffs[:-1]
@@ -228,8 +234,8 @@ def registered_name(activation):
 
 def activation_from_name(name):
     """The activation registered as `name` (built in: linear, quadratic, cubic, erf)."""
-    if name not in _REGISTRY:
-        raise ExactdynError(f"unknown activation {name!r}: choose {', '.join(_REGISTRY)} "
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ExactdynError(f"unknown activation {str(name)[:40]!r}: choose {', '.join(_REGISTRY)} "
                             "or give polynomial coefficients")
     return _REGISTRY[name]
 
