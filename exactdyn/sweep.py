@@ -26,6 +26,7 @@ KINDS = ("solve", "plateau")
 MAX_POINTS = 100_000
 CONNECT_SECONDS = 5
 PLATEAU_DIGITS = 20
+MAX_LEGEND = 10
 RESULT_COLUMNS = {"solve": ("alpha", "eps_g", "eps_g_float", "digits"),
                   "plateau": ("eps_g", "eps_g_float", "digits", "escape_rate", "escape_rate_float",
                               "escape_rate_digits")}
@@ -323,9 +324,12 @@ def _plot(table, path, varying):
     curves = []
     for values, part in table[table["error"] == ""].groupby(list(DEFAULTS), sort=False):
         label = ", ".join(f"{n}={v}" for n, v in zip(DEFAULTS, values) if n in varying)
-        curves.append((label or None, part["alpha"].tolist(), part["eps_g_float"].tolist()))
+        # matplotlib leaves '_'-labels out: past MAX_LEGEND entries a legend hides the curves
+        label = label if len(curves) < MAX_LEGEND else "_" + label
+        curves.append((label, part["alpha"].tolist(), part["eps_g_float"].tolist()))
     fixed = ", ".join(f"{n}={table[n].iloc[0]}" for n in DEFAULTS if n not in varying) if len(table) else ""
-    plot_curves(curves, path, title=f"sweep: {len(curves)} curves; {fixed}")
+    shown = "" if len(curves) <= MAX_LEGEND else f" (legend: the first {MAX_LEGEND})"
+    plot_curves(curves, path, title=f"sweep: {len(curves)} curves{shown}\n{fixed}")
 
 
 def _write_outputs(stem, kind, points, done, alphas, varying):
