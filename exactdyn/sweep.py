@@ -283,8 +283,14 @@ def _run(client, kind, todo, alphas, digits, done, fh, bar):
 
     futures = client.map(run_point, [kind] * len(todo), todo, [alphas] * len(todo), [digits] * len(todo),
                          pure=False)
+    point_of = dict(zip(futures, todo))
     for future in as_completed(futures):
-        record = future.result()
+        try:
+            record = future.result()
+        except Exception as exc:  # the worker died (KilledWorker, out of memory): that point failed
+            point = point_of[future]
+            record = {"key": _key(point), "point": point, "rows": [], "seconds": 0.0,
+                      "error": f"the worker running this point died ({type(exc).__name__}: {str(exc)[:200]})"}
         done[record["key"]] = record
         _append(fh, record)
         bar.update()

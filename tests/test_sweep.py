@@ -115,3 +115,12 @@ def test_cli_sweep(tmp_path, capsys):
     assert main(argv) == 0
     assert "0 point(s) computed, 2 already done" in capsys.readouterr().out
     assert list(pd.read_csv(out.with_name("cli.csv"))["eta"]) == [0.25, 0.25, 0.5, 0.5]
+
+
+def test_torn_last_line_is_dropped(resumed, tmp_path):
+    """A run killed while writing a record leaves a torn line: the restart drops it and goes on."""
+    log = tmp_path / "copy.progress.jsonl"
+    log.write_text(resumed[1].read_text() + '{"key": "[\\"erf\\", 1')
+    again = sweep(GRID, alpha=ALPHA, out=tmp_path / "copy", progress=False)
+    assert (again.computed, again.skipped) == (0, 100)
+    assert len(_records(log)[1]) == 100 and log.read_text().endswith("\n")
