@@ -24,6 +24,7 @@ DEFAULTS = {"activation": "erf", "K": 2, "M": 2, "L": 1, "beta": 1, "eta": Fract
 WHOLE = ("K", "M", "L", "seed")
 KINDS = ("solve", "plateau")
 MAX_POINTS = 100_000
+MAX_WORKERS = 256
 CONNECT_SECONDS = 5
 PLATEAU_DIGITS = 20
 MAX_LEGEND = 10
@@ -175,7 +176,7 @@ def _header(kind, alpha, digits):
 def _read_progress(path, header):
     """Finished points by key; the header must match this run's (kind, alpha, digits).  A torn last
     line (the run was killed while writing it) is dropped."""
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return {}
     lines = path.read_text().splitlines()
     try:
@@ -219,14 +220,15 @@ def _client(scheduler, workers):
 
 
 def _check_request(kind, alpha, digits, workers, limit):
-    from .solve import _alpha
+    from .solve import MAX_DIGITS, _alpha
 
     if kind not in KINDS:
         raise ExactdynError(f"unknown sweep kind {kind!r}: choose {', '.join(KINDS)}")
     alphas = _alpha(alpha) if kind == "solve" else []
-    for name, value in (("digits", digits), ("workers", workers), ("limit", limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ExactdynError(f"{name} must be a whole number >= 1, got {value!r}")
+    for name, value, top in (("digits", digits, MAX_DIGITS), ("workers", workers, MAX_WORKERS),
+                             ("limit", limit, MAX_POINTS)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top):
+            raise ExactdynError(f"{name} must be a whole number from 1 to {top}, got {value!r}")
     return alphas
 
 

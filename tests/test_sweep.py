@@ -92,6 +92,19 @@ def test_bad_grids(grid, message, tmp_path):
         sweep(grid, out=tmp_path / "s", progress=False)
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(workers=0), "workers must be"),
+    (dict(digits=5000), "digits must be"),
+    (dict(kind="anneal"), "unknown sweep kind"),
+    (dict(alpha=[2, 1]), "increasing"),
+    (dict(scheduler="tcp://127.0.0.1:9"), "cannot reach the dask scheduler"),
+])
+def test_bad_options(options, message, tmp_path):
+    with pytest.raises(ExactdynError, match=message):
+        sweep({"eta": [0.1]}, out=tmp_path / "s", progress=False, **options)
+    assert not list(tmp_path.iterdir())  # nothing written for a refused request
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--eta", "0.1,,0.2", "--alpha", "1"], "comma-separated numbers"),
     (["--eta", "abc", "--alpha", "1"], "must be a number"),
