@@ -92,6 +92,7 @@ def cmd_derive(args, out):
 
 # --- solve ---------------------------------------------------------------------------------
 
+MAX_ENGINE_ALPHA = 10 ** 6
 MAX_SUBSPACE_WORK = 10 ** 12  # N^3 x draws: about a minute of QR factorisations
 
 
@@ -100,6 +101,9 @@ def _solution(args, problem, initial):
     from .solve import solve
 
     certified = problem.is_linear and problem.K == problem.M == 1
+    if not certified and args.alpha[-1] > MAX_ENGINE_ALPHA:
+        raise ExactdynError(f"alpha must be at most {MAX_ENGINE_ALPHA:.0e} for this network: the engine integrates "
+                            "step by step (minutes already at 1e6)")
     if args.random_subspace is None:
         if certified and args.N is not None:
             raise ExactdynError("--N goes with --random-subspace for linear networks")

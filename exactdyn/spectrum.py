@@ -198,9 +198,10 @@ def power_law(L, beta, *, prec=None):
         raise ExactdynError(f"beta must be at most {MAX_BETA}, got {beta}")
     if prec is not None and (isinstance(prec, bool) or not isinstance(prec, int) or not 2 <= prec <= MAX_PREC):
         raise ExactdynError(f"prec must be a whole number of bits from 2 to {MAX_PREC}, got {prec!r}")
-    weights = tuple(flint.fmpq(1, L) for _ in range(L))
     if b.denominator == 1:
         _refuse_slow(_EXACT_BUILD * L * L * (1 + int(b)) / 2, f"an exact power law with L = {L}", "use a smaller L")
+    weights = tuple(flint.fmpq(1, L) for _ in range(L))
+    if b.denominator == 1:
         p = int(b) + 1
         base = tuple(flint.fmpq(1, l ** p) for l in range(1, L + 1))
         scale = flint.fmpq(L) / sum(base, flint.fmpq(0))

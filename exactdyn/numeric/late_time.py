@@ -310,6 +310,9 @@ def late_time_expansion(problem, initial_or_overlaps, alpha0, *, digits=20, teac
     return LateTimeExpansion(exact(alpha0), tuple(rates), tuple(weights), len(mu), perm, bits, checked)
 
 
+MAX_ALPHA = 10 ** 6  # the float64 run to alpha_max takes minutes beyond this
+
+
 def first_below(problem, initial, level, alpha_max):
     """(alpha0, state, eps_g) where the float64 ODE from `initial` first has eps_g < level: a terminal
     event of heyoka's Taylor integrator on eps_g - level.  The state is an InitialState with the
@@ -321,6 +324,8 @@ def first_below(problem, initial, level, alpha_max):
     level, alpha_max = to_fraction(level, "level"), to_fraction(alpha_max, "alpha_max")
     if level <= 0 or alpha_max <= 0:
         raise ExactdynError("the level and alpha_max must be positive")
+    if alpha_max > MAX_ALPHA:
+        raise ExactdynError(f"alpha_max must be at most {MAX_ALPHA:.0e}: the float64 ODE is integrated step by step")
     system = derive(problem.structure, "mode")
     spec = problem.spectrum
     table = overlap_table([exact(x) for x in spec.eigenvalues], [exact(w) for w in spec.weights],

@@ -15,6 +15,8 @@ bits, and each value carries the digits on which the two runs agree (docs/model.
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+import math
+
 import mpmath
 import numpy as np
 
@@ -120,7 +122,11 @@ def _guess(problem, system, teacher, guess_alpha):
     r = [[[f / 100] * M for _ in range(K)] for f in rho]
     q = [[[f / 10 if i == j else 0 for j in range(K)] for i in range(K)] for f in rho]
     y0, params = _params(problem, system, teacher, r, q, problem.eta)
-    return grouped.integrate_float64(system, y0, params, [0, guess_alpha], looser=100)[0].states[-1]
+    start = grouped.integrate_float64(system, y0, params, [0, guess_alpha], looser=100)[0].states[-1]
+    if not all(math.isfinite(float(x)) for x in start):
+        raise ExactdynError(f"the flow diverged before reaching the plateau (eta = {problem.eta} past the "
+                            "stability limit?)")
+    return start
 
 
 def _field(evaluators, first_order):
@@ -146,6 +152,9 @@ def _newton(field, expand, rows, v, bits):
         for a, row in enumerate(rows):
             for j, b in enumerate(expand):
                 reduced[a, b] += jac[row][j]
+        if not all(mpmath.isfinite(x) for x in list(f) + list(reduced)):
+            raise ExactdynError("the plateau search met non-finite values (eta past the stability limit?): no "
+                                "plateau to report")
         try:
             step = mpmath.lu_solve(reduced, mpmath.matrix([f[row] for row in rows]))
         except ZeroDivisionError:
