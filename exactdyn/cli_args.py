@@ -56,6 +56,13 @@ def real(text):
     return float(number(text))
 
 
+def checked_real(text):
+    """A float; 'nan' and 'inf' pass through to the command, whose own check names the option."""
+    if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(text)
+    return real(text)
+
+
 def number(text):
     try:
         return to_fraction(text)
@@ -163,8 +170,8 @@ def _data_parsers(sub, run):
     add(ch, "--init", "--activation", "--eta", "--output-weights", "--N", "--seeds", "--format",
         activation=dict(default=None), eta=dict(required=False), seeds=dict(default=None),
         N=dict(help="input dimension of a finite-N simulation"))
-    ch.add_argument("--threshold", type=real, default=5.0, help="finite N: largest deviation in fluctuation units")
-    ch.add_argument("--rtol", type=real, default=1e-6, help="no N: largest relative deviation allowed")
+    ch.add_argument("--threshold", type=checked_real, default=5.0, help="finite N: largest deviation in fluctuation units")
+    ch.add_argument("--rtol", type=checked_real, default=1e-6, help="no N: largest relative deviation allowed")
     ch.set_defaults(run=run["check"])
     pl = sub.add_parser("plot", help="learning curves from solve/simulate JSON outputs")
     pl.add_argument("files", nargs="+", help="JSON outputs of solve or simulate")

@@ -425,9 +425,7 @@ def test_at_least_300_cases():
     assert len(CLI_ROWS) + len(LIB_ROWS) >= 300
 
 
-SUBPROCESS = [["spectrum", "--L", "1e999999999"], ["solve", "--L", "2", "--eta", "nan", "--alpha", "1"],
-              ["derive", "--L", "100000"], ["plot", "{fifo}", "--out", "{tmp}/x.png"],
-              ["check", "{zero_link}"], ["plateau", "--L", "1", "--eta", "10", "--digits", "10"]]
+SUBPROCESS = [["spectrum", "--L", "1e999999999"], ["derive", "--L", "100000"], ["check", "{zero_link}"], ["plateau", "--L", "1", "--eta", "10", "--digits", "10"]]
 
 
 @pytest.mark.parametrize("argv", SUBPROCESS, ids=lambda a: " ".join(a[:3]))

@@ -30,7 +30,7 @@ def check_png_path(path, what="the figure"):
     path = os.fspath(path)
     name = os.path.basename(path)
     if not name.lower().endswith(".png") or name.lower() == ".png":
-        raise ExactdynError(f"{what} must be saved to a named .png file, got {path!r}")
+        raise ExactdynError(f"{what} must name a .png file, got {path!r}")
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
         raise ExactdynError(f"cannot save {what}: no directory {parent!r}")
