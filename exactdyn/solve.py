@@ -14,12 +14,16 @@ from .numeric import engine, grouped
 from .numeric.certify import agreed_digits, ball_digits
 from .numeric.overlaps import assign, overlap_table
 from .problem import InitialState, Problem, Solution, Status, exact
+from .spectrum import sequence
 from .symbolic.cache import derive
 
 METHODS = ("auto", "linear", "float64", "taylor")
 FLOAT_DIGITS = 15
 MAX_DIGITS = 1000
 MAX_SECONDS = 3600.0
+# The engine steps through alpha: at L = 1024 the float64 pair to 1e6 takes minutes, and past the
+# rounding floor there is nothing left to resolve.
+MAX_ENGINE_ALPHA = 10 ** 6
 # seconds per (state x unit of eta*lambda_1*alpha x squared tens of digits), Taylor in MPFR;
 # calibrated on erf K = M = 2, L = 16, 30 digits (bench/bench_engine.py)
 _TAYLOR_COST = 1.5e-5
@@ -27,7 +31,7 @@ _TAYLOR_COST = 1.5e-5
 
 def _alpha(alpha):
     try:
-        values = [to_fraction(a, "alpha") for a in alpha]
+        values = [to_fraction(a, "alpha") for a in sequence(alpha, "alpha")]
     except TypeError:
         raise ExactdynError("alpha must be a list of numbers") from None
     if not values:
@@ -75,12 +79,17 @@ def solve(problem, initial=None, alpha=(0, 1), *, digits=None, method="auto", ba
         raise ExactdynError("initial must be an exactdyn InitialState")
     initial.check_fits(problem)
     alphas = _alpha(alpha)
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not 0 < max_seconds < float("inf"):
+        raise ExactdynError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
     chosen = _method(problem, digits, method)
     if chosen == "linear":
         if overlaps:
             raise ExactdynError("the certified linear solver gives eps_g only: ask method 'float64' or 'taylor' "
                                 "for the overlaps")
         return _solve_linear(problem, initial, alphas, digits, route, trainable)
+    if alphas[-1] > MAX_ENGINE_ALPHA:
+        raise ExactdynError(f"alpha must be at most {MAX_ENGINE_ALPHA:.0e} for this network: the engine integrates "
+                            "step by step (minutes already at 1e6)")
     if route != "mode" or trainable is not None:
         raise ExactdynError("route and trainable are options of the certified linear solver (linear, K = M = 1)")
     if basis not in ("mode", "moment"):

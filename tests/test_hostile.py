@@ -23,7 +23,9 @@ from exactdyn.numeric.late_time import first_below
 from exactdyn.numeric.plateau import find_plateau
 from exactdyn.symbolic.hierarchy import Structure
 
-SECONDS = 5.0
+# A hang guard, not a benchmark: refused requests end in well under a second on a quiet machine,
+# the requests they stand for in minutes or hours; a loaded 2-core CI runner needs the headroom.
+SECONDS = 30.0
 BAD_NUMBERS = ["1e309", "-1e309", "nan", "inf", "1e999999999", "1/0", "", "abc", "0x10", "1_000"]
 
 # a valid, cheap command line per command; a hostile option is appended (argparse keeps the last)
@@ -380,27 +382,8 @@ def _call(case, paths):
     return case(paths)
 
 
-# Fixes these need are outside the files this test's commit may touch (solve.py, symbolic/cache.py,
-# symbolic/hierarchy.py); the report of issues #16/#19 spells them out.  A hang is skipped, not run.
-OUTSIDE = {
-    "solve alpha str": "solve._alpha iterates a string digit by digit",
-    "solve alpha dict": "solve._alpha iterates a dict's keys",
-    "derive str": "symbolic.cache.derive sends a non-Structure to Structure.of (AttributeError)",
-    "derive None": "symbolic.cache.derive sends a non-Structure to Structure.of (AttributeError)",
-}
-HANGS = {
-    "solve max_seconds nan": "solve takes max_seconds unchecked and runs the request (15 s)",
-    "solve alpha 1e30 erf": "solve has no cost estimate for the float64 engine (the CLI refuses alpha > 1e6)",
-    "solve alpha too many": "solve._alpha reads ten million alphas before any size check",
-    "derive K 50": "derive has no cost estimate (the CLI refuses it: exactdyn.cli.check_derive_cost)",
-    "derive L 1e5": "derive has no cost estimate (the CLI refuses it: exactdyn.cli.check_derive_cost)",
-}
-
-
 def _lib_param(name, case, expected):
-    marks = [pytest.mark.xfail(strict=True, reason=OUTSIDE[name])] if name in OUTSIDE else []
-    marks += [pytest.mark.skip(reason="hangs: " + HANGS[name])] if name in HANGS else []
-    return pytest.param(case, expected, id=name, marks=marks)
+    return pytest.param(case, expected, id=name)
 
 
 @pytest.mark.parametrize("case, expected", [_lib_param(*row) for row in LIB_ROWS])

@@ -128,12 +128,32 @@ def _write(path, key, system):
         raise
 
 
+# Seconds of an erf derivation at K = M = 4, L = 1 (moment basis, 2 cores), growing as (K + M)^3.2;
+# the most we start.
+_DERIVE_SECONDS = 10.0
+MAX_DERIVE_SECONDS = 600.0
+
+
+def check_derive_cost(structure):
+    """Refuse, before sympy starts, a derivation estimated to run past MAX_DERIVE_SECONDS (a rough fit
+    to about ten timings: it catches the extreme requests)."""
+    s = structure
+    degree = getattr(s.activation, "degree", 3)
+    seconds = _DERIVE_SECONDS * ((s.K + s.M) / 8) ** 3.2 * (1 + s.L / 16) * max(1, degree / 3) ** 2
+    if seconds > MAX_DERIVE_SECONDS:
+        raise ExactdynError(f"deriving K = {s.K}, M = {s.M}, L = {s.L} would take about {seconds:.2g} s (estimated; "
+                            f"limit {MAX_DERIVE_SECONDS:g} s): use smaller widths or L")
+
+
 def derive(structure, basis="moment", *, use_cache=True):
     """The closed system of `structure` in the `basis` ('moment' or 'mode'), from the cache when possible."""
     if basis not in BUILDERS:
         raise ExactdynError(f"unknown basis {basis!r}: choose moment or mode")
     if not isinstance(structure, Structure):
+        if not all(hasattr(structure, a) for a in ("activation", "K", "M", "L")):
+            raise ExactdynError(f"derive needs a Structure or a Problem, got {type(structure).__name__}")
         structure = Structure.of(structure)
+    check_derive_cost(structure)
     if not use_cache or not structure.activation.cacheable:
         return BUILDERS[basis](structure)
     key, path = entry_key(structure, basis), entry_path(structure, basis)
