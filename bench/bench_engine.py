@@ -208,8 +208,8 @@ def float_row(L, end, limits, taylor=None):
     for name, fn, allowed in (("radau", radau_reference, True), ("lsoda", lsoda_pair, True),
                               ("old", old_float, L <= limits["old_L"]), ("euler", euler, L <= 64 and end <= 1000)):
         log(f"L = {L} to {end}: {name}")
-        result, wall, _ = timed(fn, limits[name], case, alphas) if allowed else (None, None, None)
-        row[name], row["t_" + name] = result, wall
+        result, wall, cpu = timed(fn, limits[name], case, alphas) if allowed else (None, None, None)
+        row[name], row["t_" + name], row["c_" + name] = result, wall, cpu
     exact_run = taylor["sol"] if taylor else None
     row["ref"] = [float(v) for v in exact_run.eps_g] if exact_run else row["radau"]
     row["ref_kind"] = "Taylor 30 digits" if exact_run else "Radau"
@@ -248,8 +248,8 @@ def ratio(a, b):
 
 def float_table(rows, limits):
     lines = ["| L | states | alpha | eta*lambda_1 | lambda_1/lambda_L | derive cold / warm | new end-to-end (cpu) | "
-             "new again | new digits verified / true | new rhs calls | lsoda pair | lsoda digits v / t | old | "
-             "old digits v / t | old/new | lsoda/new | Euler dt=0.01 s, true digits | reference |",
+             "new again | new digits verified / true | new rhs calls | lsoda pair | lsoda digits v / t | old (cpu) | "
+             "old digits v / t | old/new (cpu) | lsoda/new | Euler dt=0.01 s, true digits | reference |",
              "|" + "---|" * 19]
     for r in rows:
         c, ref = r["case"], r["ref"]
@@ -259,8 +259,9 @@ def float_table(rows, limits):
             f"{secs(c.derive_warm)} | {secs(r['t_new'])} ({secs(r['cpu_new'])}) | {secs(r['t_again'])} | "
             "{} / {} | ".format(*digits_of(r["new"], ref)) + f"{r['new']['nfev'] if r['new'] else '-'} | "
             f"{secs(r['t_lsoda'], limits['lsoda'])} | " + "{} / {} | ".format(*digits_of(r["lsoda"], ref))
-            + f"{secs(r['t_old'], limits['old'])} | " + "{} / {} | ".format(*digits_of(r["old"], ref))
-            + f"{ratio(r['t_old'], r['t_new'])} | {ratio(r['t_lsoda'], r['t_new'])} | {e} | {r['ref_kind']} |")
+            + f"{secs(r['t_old'], limits['old'])} ({secs(r['c_old'])}) | " + "{} / {} | ".format(*digits_of(r["old"], ref))
+            + f"{ratio(r['t_old'], r['t_new'])} ({ratio(r['c_old'], r['cpu_new'])}) | "
+            f"{ratio(r['t_lsoda'], r['t_new'])} | {e} | {r['ref_kind']} |")
     return lines
 
 
@@ -308,12 +309,16 @@ def notes():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    quick = parser.parse_args(argv).quick
+    parser.add_argument("--cases", help="float64 cases only, as L:alpha,L:alpha (prints, writes nothing)")
+    options = parser.parse_args(argv)
+    quick = options.quick or options.cases is not None
     began = time.perf_counter()
     limits = {"new": 600, "radau": 300, "lsoda": 120 if not quick else 60, "old": 400, "old_L": 64, "euler": 300}
     cases = [(4, 1000), (16, 1000)] if quick else [(4, 1000), (16, 1000), (64, 1000), (256, 1000), (64, 10_000),
                                                      (256, 10_000), (1024, 1000), (1024, 10_000)]
-    taylors = [taylor_row(4, 2, 600, old=True), taylor_row(4, 1000, 600)]
+    if options.cases:
+        cases = [tuple(int(x) for x in c.split(":")) for c in options.cases.split(",")]
+    taylors = [] if options.cases else [taylor_row(4, 2, 600, old=True), taylor_row(4, 1000, 600)]
     if not quick:
         taylors.append(taylor_row(16, 1000, 900))
     by_case = {(r["L"], r["end"]): r for r in taylors}
