@@ -343,3 +343,12 @@ def test_curve_plateau_on_a_synthetic_curve():
     assert height == pytest.approx(0.02, rel=0.02) and 38 < start + length < 42
     assert curve_plateau(alpha, np.ones_like(alpha)) is None
     assert curve_plateau(alpha, 0.02 + 0.4 * np.exp(-2 * alpha)) is None  # never escapes
+
+
+def test_teacher_overlaps_of_no_real_vectors_are_refused():
+    from exactdyn.numeric.plateau import teacher_overlaps
+
+    problem = Problem("erf", 2, 2, power_law(1, 1), Fraction(1, 10))
+    assert teacher_overlaps(problem, [[[1, "1/2"], ["1/2", 1]]])[0][0][1] == Fraction(1, 2)
+    with pytest.raises(ExactdynError, match="positive semi-definite"):
+        teacher_overlaps(problem, [[[1, 2], [2, 1]]])   # |t_12| > sqrt(t_11 t_22): Cauchy-Schwarz

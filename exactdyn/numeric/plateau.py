@@ -90,6 +90,11 @@ def teacher_overlaps(problem, teacher):
     out = tuple(tuple(tuple(exact(v) for v in row) for row in t) for t in teacher)
     if any(t[n][m] != t[m][n] for t in out for n in range(M) for m in range(n)):
         raise ExactdynError("the teacher overlaps t^k must be symmetric")
+    for k, t in enumerate(out, 1):  # overlaps of real teacher vectors: a Gram matrix
+        lowest = np.linalg.eigvalsh(np.array(t, dtype=float))[0]
+        if lowest < -1e-9 * max(1.0, max(abs(float(v)) for row in t for v in row)):
+            raise ExactdynError(f"the teacher overlaps t^{k} are not those of real vectors (eigenvalue {lowest:.3g} "
+                                "< 0: not positive semi-definite)")
     return out
 
 
