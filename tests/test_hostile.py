@@ -20,6 +20,7 @@ from exactdyn.io.initfile import read_initial
 from exactdyn.io.plotting import plot_curves
 from exactdyn.io.trajectories import read_trajectory
 from exactdyn.numeric.late_time import first_below
+from exactdyn.numeric.linear import integral_approximation, solve_linear
 from exactdyn.numeric.plateau import find_plateau
 from exactdyn.symbolic.hierarchy import Structure
 
@@ -351,6 +352,11 @@ LIB_ROWS = [
     ("solve sigma nan", lambda p: solve(_problem(), sigma_J="nan", alpha=[1]), None),
     ("derive str", lambda p: exactdyn.derive("x"), None),
     ("derive None", lambda p: exactdyn.derive(None), None),
+    ("Structure name", lambda p: Structure("tanh", 2, 2, 1), "Activation"),
+    ("Structure width 65", lambda p: Structure(activation_from_name("erf"), 65, 65, 1), "at most"),
+    ("solve_linear None", lambda p: solve_linear(None, "0.1", [0, 1]), "spectrum"),
+    ("solve_linear alpha str", lambda p: solve_linear(power_law(4, 1), "0.1", "123"), "alpha"),
+    ("integral_approximation L 0", lambda p: integral_approximation(0, 1, "0.1", [1]), "L"),
     ("derive basis bad", lambda p: exactdyn.derive(_structure(1, 1, 1), "x"), None),
     ("derive K 50", lambda p: exactdyn.derive(Structure(activation_from_name("erf"), 50, 50, 1)), None),
     ("derive L 1e5", lambda p: exactdyn.derive(_structure(1, 1, 100000)), "L"),

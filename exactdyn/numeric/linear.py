@@ -21,7 +21,7 @@ from ..errors import ExactdynError, PrecisionError
 from ..numbers import certified_decimal, to_fraction, to_fmpq
 from ..numbers import bits_for_digits, working_precision
 from .certify import certify
-from ..spectrum import Spectrum
+from ..spectrum import Spectrum, sequence
 
 ROUTES = ("mode", "moment")
 MAX_BITS = 1 << 22
@@ -230,7 +230,7 @@ def _shifted_coefficients(c, tau, eta):
 
 
 def _alpha_list(alpha):
-    values = [to_fraction(a, "alpha") for a in alpha]
+    values = [to_fraction(a, "alpha") for a in sequence(alpha, "alpha")]
     if not values:
         raise ExactdynError("give at least one alpha")
     if any(a < 0 for a in values):
@@ -251,6 +251,9 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     digits (PrecisionError past `max_bits`).
     """
     started = time.perf_counter()
+    if not isinstance(spectrum, Spectrum):
+        raise ExactdynError(f"solve_linear needs an exactdyn spectrum (power_law, from_eigenvalues), got "
+                            f"{type(spectrum).__name__}")
     if route not in ROUTES:
         raise ExactdynError(f"unknown route {route!r}: choose {' or '.join(ROUTES)}")
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 100_000:
@@ -359,6 +362,9 @@ def integral_approximation(L, beta, eta, alpha, *, sigma_J=0, dps=30):
     import mpmath
 
     b = to_fraction(beta, "beta")
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1 or b <= 0 or to_fraction(eta, "eta") <= 0:
+        raise ExactdynError(f"the integral approximation needs a whole L >= 1, beta > 0 and eta > 0, got L = {L!r}, "
+                            f"beta = {beta}, eta = {eta}")
     with mpmath.workdps(dps):
         b_ = mpmath.mpf(b.numerator) / b.denominator
         e = mpmath.mpf(to_fraction(eta).numerator) / to_fraction(eta).denominator

@@ -16,7 +16,7 @@ import sympy as sp
 
 from ..errors import ExactdynError
 from ..numbers import to_fraction
-from .expectations import Polynomial, activation_from_name
+from .expectations import Activation, Polynomial, activation_from_name
 from .system import ODESystem
 from .conventions import MAX_WIDTH, output_weight, OUTPUT_WEIGHTS
 
@@ -57,10 +57,15 @@ class Structure:
         return cls(act, K, M, L, weights, weights, loss)
 
     def __post_init__(self):
+        if not isinstance(self.activation, Activation):
+            raise ExactdynError(f"a Structure needs an Activation (exactdyn.activations), got {self.activation!r}: "
+                                "Structure.named takes names")
         for name in ("K", "M", "L"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ExactdynError(f"{name} must be a whole number >= 1, got {value!r}")
+            if name != "L" and value > MAX_WIDTH:
+                raise ExactdynError(f"{name} must be at most {MAX_WIDTH}, got {value}")
         loss = to_fraction(self.loss_factor, "loss factor")
         if loss <= 0:
             raise ExactdynError(f"the loss factor must be positive, got {loss}")
