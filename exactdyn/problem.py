@@ -239,10 +239,18 @@ def _check_group(r, q, t, k):
     gram = np.block([[np.array(q, float), np.array(r, float)], [np.array(r, float).T, np.array(t, float)]])
     if not np.all(np.isfinite(gram)):
         raise ExactdynError(f"the overlaps of group {k} are not finite")
-    lowest = np.linalg.eigvalsh(gram)[0]
-    if lowest < -1e-9 * max(1.0, np.abs(gram).max()):
+    lowest = gram_lowest(gram)
+    if lowest is not None:
         raise ExactdynError(f"the overlaps of group {k} are not those of real weights (their Gram matrix has "
                             f"eigenvalue {lowest:.3g} < 0: Cauchy-Schwarz is violated)")
+
+
+def gram_lowest(matrix):
+    """The lowest eigenvalue of a symmetric overlap matrix when it is negative beyond rounding (the
+    overlaps are then those of no real vectors), else None."""
+    matrix = np.asarray(matrix, dtype=float)
+    lowest = np.linalg.eigvalsh(matrix)[0]
+    return lowest if lowest < -1e-9 * max(1.0, np.abs(matrix).max()) else None
 
 
 class Status(enum.Enum):

@@ -100,8 +100,12 @@ def group_form(system):
 
 def _split(system):
     """(group-1 state indices, aggregates as (symbol, group 1's terms)) or None."""
-    states = [[i for i, name in enumerate(system.layout) if name[1] == k] for k in range(1, len(system.groups) + 1)]
-    first = {system.states[i] for i in states[0]} | {system.params[i] for i in system.groups[0]}
+    states = [[] for _ in system.groups]
+    for i, name in enumerate(system.layout):  # name = (kind, group k = 1..L, a, b)
+        states[name[1] - 1].append(i)
+    xs = [system.states[i] for i in states[0]]
+    own_states = set(xs)
+    first = own_states | {system.params[i] for i in system.groups[0]}
     grouped = set(system.states) | {system.params[i] for row in system.groups for i in row}
     aggregates = []
     for sym, value in system.intermediates:
@@ -109,8 +113,7 @@ def _split(system):
             continue  # a function of the aggregates alone
         terms = [t for t in sp.Add.make_args(value) if t.free_symbols & grouped <= first]
         share = sp.Add(*terms)
-        xs = [system.states[i] for i in states[0]]
-        if any(share.diff(x).free_symbols & set(xs) for x in xs):
+        if any(share.diff(x).free_symbols & own_states for x in xs):
             return None  # not linear in the states: no constant map to the aggregates
         aggregates.append((sym, share))
     return states, aggregates
@@ -121,8 +124,8 @@ def _build(system):
     if split is None:
         return None
     states, aggregates = split
-    own, shared = system.groups[0], [i for i in range(len(system.params))
-                                     if not any(i in row for row in system.groups)]
+    in_groups = {i for row in system.groups for i in row}
+    own, shared = system.groups[0], [i for i in range(len(system.params)) if i not in in_groups]
     x = [hy.expression(f"x{i}") for i in range(len(states[0]))]
     g = [hy.expression(f"g{j}") for j in range(len(aggregates))]
     symbols = {system.states[i]: v for i, v in zip(states[0], x)}
