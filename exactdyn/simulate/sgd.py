@@ -6,7 +6,6 @@ round(rho_k N) coordinates.  Records the overlaps per eigenvalue group at each r
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-import math
 import os
 
 import numpy as np
@@ -154,16 +153,33 @@ class SimulatedCurve:
         return self.eps_g.std(1, ddof=1) / np.sqrt(S) if S > 1 else np.full(self.eps_g.shape[0], np.nan)
 
 
-def simulate_curve(problem, alpha, *, N, seeds, sigma_J=0.0, init_seed=None, progress=False):
-    """One-pass SGD of `problem` (an exactdyn Problem) and its eps_g along the way: a SimulatedCurve."""
+CHAIN_FROM_N = 4096  # method="auto" runs the overlap chain from this N on (see simulate_curve)
+
+
+def simulate_curve(problem, alpha, *, N, seeds, sigma_J=0.0, init_seed=None, progress=False, method="auto"):
+    """One-pass SGD of `problem` (an exactdyn Problem) and its eps_g along the way: a SimulatedCurve.
+
+    method "full" runs the N-dimensional SGD (`simulate`), "chain" the exact per-group overlap chain
+    (`chain.simulate_groups`: the same law, from the same weight draws, at a cost independent of N);
+    "auto" takes the chain when N >= CHAIN_FROM_N and it applies (an erf or polynomial activation, more
+    than K + M directions in every eigenvalue group), the full simulation otherwise."""
     from ..numbers import to_fraction
 
     sigma = to_fraction(sigma_J, "sigma_J")
     if sigma < 0:
         raise ExactdynError(f"sigma_J must be >= 0, got {sigma_J}")
+    if method not in ("auto", "full", "chain"):
+        raise ExactdynError(f"method must be auto, full or chain, got {method!r}")
     lam, frac = problem.spectrum.floats()
-    sim = simulate(problem.structure, lam, frac, float(problem.eta), alpha, N=N, seeds=seeds, sigma_J=float(sigma),
-                   init_seed=init_seed, progress=progress)
+    big = isinstance(N, int) and not isinstance(N, bool) and N >= CHAIN_FROM_N
+    if method == "full" or (method == "auto" and not big):
+        run = simulate
+    else:
+        from .chain import chain_applies, simulate_groups
+
+        run = simulate_groups if method == "chain" or chain_applies(problem.structure, frac, N) else simulate
+    sim = run(problem.structure, lam, frac, float(problem.eta), alpha, N=N, seeds=seeds, sigma_J=float(sigma),
+              init_seed=init_seed, progress=progress)
     return SimulatedCurve(sim, eps_g_of(sim, problem.structure, float(problem.eta)))
 
 
@@ -181,92 +197,6 @@ def _progress(total, enabled):
 # one-pass SGD moves the (K+M) x (K+M) overlap matrix as a Markov chain whose law is that of the
 # N-dimensional simulation, at a cost independent of N.
 
-def _chain_helpers():
-    """The numba functions the overlap chain calls (numba is imported only when a chain runs)."""
-    import numba
-
-    @numba.njit(cache=True)
-    def g_and_dg(x, coeffs, is_erf):
-        if is_erf:
-            return math.erf(x / math.sqrt(2.0)), math.sqrt(2.0 / math.pi) * math.exp(-x * x / 2)
-        value, slope = 0.0, 0.0
-        for i in range(coeffs.shape[0] - 1, -1, -1):
-            slope = slope * x + value
-            value = value * x + coeffs[i]
-        return value, slope
-
-    @numba.njit(cache=True, nogil=True)
-    def cholesky_into(C, L):
-        """Cholesky factor of C written into L; False when C is not positive definite."""
-        n = C.shape[0]
-        for i in range(n):
-            for j in range(i + 1):
-                s = C[i, j]
-                for m in range(j):
-                    s -= L[i, m] * L[j, m]
-                if i == j:
-                    if s <= 0.0:
-                        return False
-                    L[i, i] = math.sqrt(s)
-                else:
-                    L[i, j] = s / L[j, j]
-        return True
-
-    return g_and_dg, cholesky_into
-
-
-def _chain_kernel():
-    import numba
-
-    g_and_dg, cholesky_into = _chain_helpers()
-
-    @numba.njit(cache=True, nogil=True)  # nogil: seeds run on threads; numba's random state is per thread
-    def run(C0, K, records, eta, N, v, w, c, coeffs, is_erf, seed):
-        np.random.seed(seed)
-        n = C0.shape[0]
-        C = C0.copy()
-        L = np.zeros((n, n))
-        z = np.empty(n)
-        f = np.empty(n)
-        delta = np.empty(K)
-        out = np.empty((records.shape[0], n, n))
-        step, r = 0, 0
-        while r < records.shape[0]:
-            while step < records[r]:
-                if not cholesky_into(C, L):
-                    return out, step
-                xi2 = np.random.chisquare(N - n) if N > n else 0.0
-                for i in range(n):
-                    z[i] = np.random.standard_normal()
-                    xi2 += z[i] * z[i]
-                for i in range(n):
-                    s = 0.0
-                    for j in range(i + 1):
-                        s += L[i, j] * z[j]
-                    f[i] = s
-                sigma, zeta = 0.0, 0.0
-                for i in range(K):
-                    sigma += v * g_and_dg(f[i], coeffs, is_erf)[0]
-                for i in range(K, n):
-                    zeta += w * g_and_dg(f[i], coeffs, is_erf)[0]
-                for i in range(K):
-                    delta[i] = 2.0 * c * v * g_and_dg(f[i], coeffs, is_erf)[1] * (zeta - sigma)
-                a = eta / N
-                for i in range(K):
-                    for j in range(K, n):
-                        C[i, j] += a * delta[i] * f[j]
-                        C[j, i] = C[i, j]
-                    for j in range(i, K):
-                        C[i, j] += a * (delta[i] * f[j] + delta[j] * f[i]) + a * a * xi2 * delta[i] * delta[j]
-                        C[j, i] = C[i, j]
-                step += 1
-            out[r] = C
-            r += 1
-        return out, step
-
-    return run
-
-
 def simulate_isotropic(structure, eta, alpha, *, N, seeds, initial, progress=False):
     """One-pass SGD on isotropic inputs (Sigma = I) through the exact overlap chain (numba), for any
     N at a cost independent of N.  `initial` is (R0 (K x M), Q0 (K x K), T0 (M x M)) shared by all
@@ -283,14 +213,15 @@ def simulate_isotropic(structure, eta, alpha, *, N, seeds, initial, progress=Fal
         raise ExactdynError(f"no numeric form for activation {act!r}")
     v = float(output_weight(structure.output_weights, K))
     w = float(output_weight(structure.teacher_output_weights, M))
-    run = _chain_kernel()
+    from .chain import run_isotropic
+
 
     def one_seed(s):
         R0, Q0, T0 = (initial(s) if callable(initial) else initial)
         C0 = np.block([[np.asarray(Q0, float), np.asarray(R0, float)], [np.asarray(R0, float).T, np.asarray(T0, float)]])
         if C0.shape != (K + M, K + M):
             raise ExactdynError(f"the initial overlaps must be R {K} x {M}, Q {K} x {K}, T {M} x {M}")
-        out, done = run(C0, K, records, float(eta), N, v, w, float(structure.loss_factor), coeffs, is_erf, int(s))
+        out, done = run_isotropic(C0, K, records, float(eta), N, v, w, float(structure.loss_factor), coeffs, is_erf, int(s))
         if done < records[-1]:
             raise ExactdynError(f"seed {s}: the overlaps lost positive definiteness after {done} steps "
                                 "(the run diverged: eta past the stability limit?)")
