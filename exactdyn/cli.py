@@ -1,9 +1,11 @@
 """Command line: a thin shell over the library.  Bad input: one line on stderr, exit status 2."""
 from fractions import Fraction
 import json
+import math
 import sys
 
-from .cli_args import (DEFAULT_DIGITS, EPILOG, Parser as _Parser, add_commands, add_sweep_parser,
+from .cli_args import (DEFAULT_DIGITS, EPILOG, Parser as _Parser, add_commands, add_perceptron_parser,
+                       add_sweep_parser,
                        add_model_arguments as _add_model_arguments, add_spectrum_arguments as _add_spectrum_arguments,
                        digits as _digits, nonnegative_list, number, positive_int, real, seed as _seed)
 from .errors import ExactdynError
@@ -342,6 +344,18 @@ def cmd_sweep(args, out):
     return 3 if len(failed) or unverified else 0
 
 
+# --- perceptron ------------------------------------------------------------------------------
+
+def cmd_perceptron(args, out):
+    from .models.perceptron.command import run
+
+    if args.action == "check":
+        if not math.isfinite(args.threshold) or args.threshold <= 0:
+            raise ExactdynError("--threshold must be a positive number")
+        return run(args, None, out)
+    return run(args, _spectrum_from_args(args, 17), out)
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 def build_parser():
@@ -350,6 +364,7 @@ def build_parser():
     add_commands(sub, {"spectrum": cmd_spectrum, "derive": cmd_derive, "solve": cmd_solve, "simulate": cmd_simulate,
                        "check": cmd_check, "plot": cmd_plot, "landscape": cmd_landscape, "demo": cmd_demo})
     add_sweep_parser(sub, cmd_sweep)
+    add_perceptron_parser(sub, cmd_perceptron)
 
     pa = sub.add_parser("plateau", help="the plateau of alike students: fixed point, Jacobian spectrum, escape rate, the papers' approximation")
     _add_model_arguments(pa, default_width=2)
@@ -388,7 +403,7 @@ def main(argv=None, out=None):
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
             raise ExactdynError("give a command: spectrum, derive, solve, simulate, check, plot, plateau, late, "
-                                "landscape, demo, sweep (see --help)")
+                                "landscape, demo, sweep, perceptron (see --help)")
         return args.run(args, out)
     except ExactdynError as exc:
         print(f"exactdyn: error: {exc}", file=sys.stderr)

@@ -222,3 +222,29 @@ def add_sweep_parser(sub, run):
     sw.add_argument("--scheduler", help="address of a running dask scheduler instead, e.g. tcp://host:8786")
     sw.add_argument("--limit", type=positive_int, help="stop after this many newly finished points")
     sw.set_defaults(run=run)
+
+
+def add_perceptron_parser(sub, run):
+    """`perceptron solve|simulate|check`: the perceptron classifier (exactdyn.models.perceptron)."""
+    from .models.perceptron.rules import rule_names
+
+    pe = sub.add_parser("perceptron", help="perceptron classifier: solve the ODEs, simulate SGD, check a simulation",
+                        epilog="exit status: 0 success / consistent; 1 check: not consistent; 2 bad input; "
+                               "3 solve: some points unverified")
+    act = pe.add_subparsers(dest="action", parser_class=Parser, required=True)
+    for name, text in (("solve", "eps_g and the norm |J|^2/N along the ODE (float64, verified digits)"),
+                       ("simulate", "finite-N one-pass SGD: means and standard errors over seeds (JSON or CSV)")):
+        a = act.add_parser(name, help=text)
+        a.add_argument("--rule", default="logistic", help=f"update rule: {', '.join(rule_names())} (default logistic)")
+        a.add_argument("--p-flip", type=number, default=0, help="probability that a label is flipped (default 0)")
+        add(a, *SPECTRUM, "--eta", "--alpha", "--sigma-J",
+            sigma_J=dict(default=1, help="student initial scale (default 1)"))
+        if name == "simulate":
+            add(a, "--N", "--seeds", "--seed", N=dict(required=True, help="input dimension"),
+                seed=dict(help="first seed"))
+        add(a, "--format", format=dict(choices=["json", "csv"], default="json" if name == "simulate" else "csv"))
+    ch = act.add_parser("check", help="judge a `perceptron simulate` JSON file against the ODE")
+    ch.add_argument("file", help="JSON written by `exactdyn perceptron simulate`")
+    ch.add_argument("--threshold", type=checked_real, default=4.0,
+                    help="largest deviation allowed, in standard errors of the mean (default 4)")
+    pe.set_defaults(run=run)
