@@ -2,5 +2,7 @@
 made known with register_activation, after which every command and file may name it."""
 from .symbolic.expectations import (Activation, Erf, Polynomial, activation_from_name, activation_names,  # noqa: F401
                                     register_activation)
+from .symbolic.quadrature_activations import QuadratureActivation, Sigmoid, Tanh  # noqa: F401  (registers them)
 
-__all__ = ["Activation", "Erf", "Polynomial", "activation_from_name", "activation_names", "register_activation"]
+__all__ = ["Activation", "Erf", "Polynomial", "QuadratureActivation", "Sigmoid", "Tanh", "activation_from_name",
+           "activation_names", "register_activation"]

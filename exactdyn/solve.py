@@ -10,12 +10,13 @@ import time
 
 from .errors import ExactdynError
 from .numbers import bits_for_digits, to_fraction
-from .numeric import engine, grouped
+from .numeric import engine, grouped, quadrature
 from .numeric.certify import agreed_digits, ball_digits
 from .numeric.overlaps import assign, overlap_table
 from .problem import InitialState, Problem, Solution, Status, exact
 from .spectrum import sequence
 from .symbolic.cache import derive
+from .symbolic.quadrature_activations import QuadratureActivation
 
 METHODS = ("auto", "linear", "float64", "taylor")
 FLOAT_DIGITS = 15
@@ -94,6 +95,11 @@ def solve(problem, initial=None, alpha=(0, 1), *, digits=None, method="auto", ba
         raise ExactdynError("route and trainable are options of the certified linear solver (linear, K = M = 1)")
     if basis not in ("mode", "moment"):
         raise ExactdynError(f"unknown basis {basis!r}: mode or moment")
+    if isinstance(problem.activation, QuadratureActivation):  # tanh, sigmoid: expectations by quadrature
+        quadrature.check_scope(problem)
+        system = derive(problem.structure, basis)
+        return quadrature.solve_quadrature(problem, system, *_values(system, problem, initial), alphas, digits=digits,
+                                           method=method, overlaps=overlaps, max_seconds=max_seconds)
     system = derive(problem.structure, basis)
     y0, params = _values(system, problem, initial)
     if chosen == "float64":
