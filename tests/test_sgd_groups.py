@@ -47,7 +47,8 @@ def _chain_runs(structure, lam, frac, eta, alpha, N, seeds, C0, sizes):
     outs = []
     for s in seeds:
         out, done = chain.run_groups(C0, K, np.asarray(lam), np.asarray(sizes, float), records, eta, N, v, w,
-                                     float(structure.loss_factor), np.zeros(1), True, s)
+                                     float(structure.loss_factor), np.zeros(1), True,
+                                     np.random.default_rng(s))
         assert done == records[-1]
         outs.append(out)
     out = np.stack(outs, 1)

@@ -136,10 +136,10 @@ def run_isotropic(C0, K, records, eta, N, v, w, c, coeffs, is_erf, seed):
     return out, step
 
 
-@numba.njit(cache=True, nogil=True)  # nogil: seeds run on threads; numba's random state is per thread
-def run_groups(C0, K, lam, sizes, records, eta, N, v, w, c, coeffs, is_erf, seed):
-    """The chain from the Gram matrices C0 (L x n x n) to each step count in `records`: (states, steps done)."""
-    np.random.seed(seed)
+@numba.njit(cache=True, nogil=True)  # nogil: seeds run on threads, each with its own generator
+def run_groups(C0, K, lam, sizes, records, eta, N, v, w, c, coeffs, is_erf, rng):
+    """The chain from the Gram matrices C0 (L x n x n) to each step count in `records`: (states, steps done).
+    `rng` is a numpy Generator (numba's ziggurat normals: 4x faster than the legacy np.random)."""
     groups, n = C0.shape[0], C0.shape[1]
     C = C0.copy()
     F = np.zeros((n, n))
@@ -160,10 +160,10 @@ def run_groups(C0, K, lam, sizes, records, eta, N, v, w, c, coeffs, is_erf, seed
                 rank = semidefinite_cholesky(C[l], F)
                 if rank < 0:
                     return out, step
-                x2 = np.random.chisquare(sizes[l] - rank)
+                x2 = rng.chisquare(sizes[l] - rank)
                 for i in range(n):
                     if F[i, i] > 0.0:
-                        z[i] = np.random.standard_normal()
+                        z[i] = rng.standard_normal()
                         x2 += z[i] * z[i]
                     else:
                         z[i] = 0.0
@@ -284,7 +284,7 @@ def simulate_groups(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, 
     def one_seed(s):
         C0 = start(s)
         out, done = run_groups(C0, K, lam, size_array, records, float(eta), N, v, w, float(structure.loss_factor), coeffs,
-                        is_erf, int(s))
+                        is_erf, np.random.default_rng([int(s), 2]))  # apart from the weights stream
         if done < records[-1]:
             raise ExactdynError(f"seed {s}: the overlaps became non-finite or lost positive semidefiniteness after "
                                 f"{done} steps (the run diverged: eta past the stability limit?)")

@@ -16,6 +16,7 @@ from ..symbolic.expectations import Erf, Polynomial
 
 MAX_STEPS = 50_000_000
 MAX_SEEDS = 100_000
+BUFFER = 2 ** 24  # input numbers held at once (128 MB)
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,12 @@ def simulate(structure, eigenvalues, fractions, eta, alpha, *, N, seeds, sigma_J
     t = np.einsum("smn,spn,nl->slmp", B, B, np.eye(len(sizes))[groups]) / N
     rs, qs = [], []
     done = 0
-    inputs = np.empty((S, 1024, N))
+    width = max(1, min(1024, BUFFER // (S * N)))  # inputs drawn `width` steps at a time
+    inputs = np.empty((S, width, N))
     bar = _progress(steps[-1], progress)
     for stop in steps:
         while done < stop:
-            chunk = min(stop - done, 1024)
+            chunk = min(stop - done, width)
             for buf, rg in zip(inputs, data_rng):
                 rg.standard_normal(out=buf[:chunk])
                 buf[:chunk] *= sqrt_diag
