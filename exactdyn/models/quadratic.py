@@ -481,3 +481,143 @@ def index_counts(rows):
     """(negative, null, positive) multiplicities of the analytic eigenvalues."""
     count = lambda keep: sum(r.multiplicity for r in rows if r.exact is not None and keep(r.value))
     return count(lambda v: v < 0), count(lambda v: v == 0), count(lambda v: v > 0)
+
+
+# --- the same ODE in matrix form (Stein's lemma), for wide students ---------------------------------
+#
+# With z = (u, lambda) ~ N(0, C), C = [[I, rho^T], [rho, Q]] and y - yhat = z^T A z, A = diag(I/p*, -I/p),
+# Stein's lemma gives E[(z^T A z) z z^T] = tr(AC) C + 2 CAC and, applied twice,
+# E[(z^T A z)^2 z z^T] = R C + 4 tr(AC) CAC + 8 CACAC with R = tr(AC)^2 + 2 tr(ACAC) the risk.  It costs
+# O((p + p*)^3) per call, where deriving and compiling the system takes minutes at p = 8; the tests
+# check it against the derived system.
+
+def _covariance_products(rho, Q):
+    ps = rho.shape[1]
+    C = np.block([[np.eye(ps), rho.T], [rho, Q]])
+    a = np.concatenate([np.full(ps, 1.0 / ps), np.full(Q.shape[0], -1.0 / Q.shape[0])])
+    CA = C * a                      # C A (A diagonal)
+    CAC = CA @ C
+    tr_ac = float(np.trace(CA))
+    risk = tr_ac ** 2 + 2 * float(np.sum(CA * CA.T))  # tr(AC)^2 + 2 tr(ACAC)
+    return C, CA, CAC, tr_ac, risk
+
+
+def matrix_rhs(rho, Q, eta):
+    """(d rho/dt, dQ/dt), t = eta alpha, of the quadratic network's overlap ODE with its eta^2 terms
+    (float64): the derived system in matrix form, O((p + p*)^3) per call."""
+    rho, Q = np.asarray(rho, float), np.asarray(Q, float)
+    p, ps = Q.shape[0], rho.shape[1]
+    C, CA, CAC, tr_ac, risk = _covariance_products(rho, Q)
+    first = tr_ac * C + 2 * CAC     # E[(y - yhat) z z^T]
+    second = risk * C + 4 * tr_ac * CAC + 8 * CA @ CAC   # E[(y - yhat)^2 z z^T]
+    drho = 4 / p * first[ps:, :ps]
+    dQ = 8 / p * first[ps:, ps:] + eta * 16 / p ** 2 * second[ps:, ps:]
+    return drho, dQ
+
+
+def matrix_risk(rho, Q):
+    """The population risk E (y - yhat)^2 at overlaps rho, Q (float64)."""
+    return _covariance_products(np.asarray(rho, float), np.asarray(Q, float))[4]
+
+
+def _matrix_ode(rho0, Q0, eta):
+    """(y0, rhs(t, y), unpack) of the matrix-form ODE on the flat state (rho, Q)."""
+    rho0, Q0 = np.asarray(rho0, float), np.asarray(Q0, float)
+    if rho0.ndim != 2 or Q0.shape != (rho0.shape[0],) * 2 or not np.isfinite(float(eta)) or eta < 0:
+        raise ExactdynError("rho0 must be p x p*, Q0 p x p and eta >= 0")
+    p, ps = rho0.shape
+
+    def unpack(y):
+        return y[:p * ps].reshape(p, ps), y[p * ps:].reshape(p, p)
+
+    def rhs(_, y):
+        drho, dQ = matrix_rhs(*unpack(y), eta)
+        return np.concatenate([drho.ravel(), dQ.ravel()])
+
+    return np.concatenate([rho0.ravel(), Q0.ravel()]), rhs, unpack
+
+
+def matrix_trajectory(rho0, Q0, t, *, eta=0.0, rtol=1e-10, atol=1e-13):
+    """rho(t), Q(t) and the risk along the matrix-form ODE (eta^2 terms included for eta > 0) at the
+    times t = eta alpha, float64 DOP853: `trajectory` without building the derived system."""
+    from scipy.integrate import solve_ivp
+
+    t = np.asarray(t, float)
+    if t.ndim != 1 or t[0] < 0 or np.any(np.diff(t) <= 0):
+        raise ExactdynError("t must be increasing and >= 0")
+    y0, rhs, unpack = _matrix_ode(rho0, Q0, eta)
+    sol = solve_ivp(rhs, (0.0, t[-1]), y0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+    if sol.status != 0 or not np.all(np.isfinite(sol.y)):
+        raise ExactdynError(f"the integration failed ({sol.message}); is eta too large?")
+    states = [unpack(y) for y in sol.y.T]
+    return (np.array([r for r, _ in states]), np.array([q for _, q in states]),
+            np.array([matrix_risk(r, q) for r, q in states]))
+
+
+def half_risk_time(rho0, Q0, eta, *, t_max=1e3, rtol=1e-9, atol=1e-12):
+    """The time t = eta alpha at which the risk along the ODE (eta^2 terms included) first falls to
+    half its initial value; inf when it does not by t_max (stuck, or diverging: eta too large)."""
+    from scipy.integrate import solve_ivp
+
+    y0, rhs, unpack = _matrix_ode(rho0, Q0, eta)
+    target = matrix_risk(*unpack(y0)) / 2
+
+    def halved(_, y):
+        return matrix_risk(*unpack(y)) - target
+
+    def blown(_, y):  # past the stability limit the norms run away
+        return 1e3 - np.abs(y).max()
+
+    halved.terminal = blown.terminal = True
+    halved.direction = -1
+    sol = solve_ivp(rhs, (0.0, t_max), y0, method="DOP853", events=[halved, blown], rtol=rtol, atol=atol)
+    return float(sol.t_events[0][0]) if len(sol.t_events[0]) else np.inf
+
+
+def optimal_learning_rate(eta, alpha_c):
+    """The learning rate minimising alpha_c (mean over initial states, columns of `alpha_c`) on a grid
+    `eta`: the vertex of the parabola through the grid minimum and its two neighbours.  Returns
+    (eta_opt, index of the grid minimum); an ExactdynError when the minimum lies on the grid's edge."""
+    eta, mean = np.asarray(eta, float), np.asarray(alpha_c, float).mean(axis=-1)
+    i = int(np.argmin(mean))
+    if not 0 < i < len(eta) - 1 or not np.all(np.isfinite(mean[i - 1:i + 2])):
+        raise ExactdynError("the smallest alpha_c lies on the edge of the eta grid: widen the grid")
+    a, b, _ = np.polyfit(eta[i - 1:i + 2], mean[i - 1:i + 2], 2)
+    return -b / (2 * a), i
+
+
+# --- the closest solution, in the weights ----------------------------------------------------------
+
+def solution_distance(rho0, Q0, S):
+    """|W_S - W(0)|^2 / N for the zero-error point W_S = sqrt(p/p*) S W* (S^T S = I, W* orthonormal
+    rows of norm sqrt(N)), from the initial overlaps: p + tr Q0 - 2 sqrt(p/p*) tr(S^T rho0)."""
+    rho0, Q0, S = (np.asarray(x, float) for x in (rho0, Q0, S))
+    p, ps = rho0.shape
+    if S.shape != (p, ps) or not np.allclose(S.T @ S, np.eye(ps), atol=1e-10):
+        raise ExactdynError(f"S must be {p} x {ps} with orthonormal columns")
+    return p + float(np.trace(Q0)) - 2 * np.sqrt(p / ps) * float(np.sum(S * rho0))
+
+
+def weight_gradient(W, Wstar):
+    """dR/dW of the population risk in the weights (rows of W* orthonormal, unit norm):
+    R = (tr A)^2 + 2 tr A^2 with A = W^T W / p - W*^T W* / p*, so dR/dW = (4/p)(tr A W + 2 W A)."""
+    W, Wstar = np.asarray(W, float), np.asarray(Wstar, float)
+    A = W.T @ W / W.shape[0] - Wstar.T @ Wstar / Wstar.shape[0]
+    return 4 / W.shape[0] * (np.trace(A) * W + 2 * W @ A)
+
+
+def weight_flow(W0, Wstar, t, *, rtol=1e-11, atol=1e-14):
+    """W(t) along dW/dt = -dR/dW (the gradient flow of the overlap ODE in t = eta alpha, in
+    units where the teacher rows have unit norm): an array over t, float64 LSODA (the approach to
+    the solution manifold is algebraic, its transverse modes fast: stiff at late times)."""
+    from scipy.integrate import solve_ivp
+
+    W0 = np.asarray(W0, float)
+    t = np.asarray(t, float)
+    if t.ndim != 1 or t[0] < 0 or np.any(np.diff(t) <= 0):
+        raise ExactdynError("t must be increasing and >= 0")
+    sol = solve_ivp(lambda _, w: -weight_gradient(w.reshape(W0.shape), Wstar).ravel(), (0.0, t[-1]),
+                    W0.ravel(), method="LSODA", t_eval=t, rtol=rtol, atol=atol)
+    if sol.status != 0:
+        raise ExactdynError(f"the integration failed ({sol.message})")
+    return sol.y.T.reshape(len(t), *W0.shape)
