@@ -111,7 +111,7 @@ def test_ode_against_sgd_catches_planted_errors(logistic_run, planted):
         return
     k = 1 if planted == "E2 + 5%" else 2
 
-    def perturbed(m, Q, R, T, panel=0.25):
+    def perturbed(m, Q, R, T, panel=0.5):
         e = list(averages(m, Q, R, T, panel=panel))
         e[k] *= 1.05
         return tuple(e)
@@ -199,3 +199,17 @@ def test_cli_solve():
     rows = [line.split(",") for line in text.strip().splitlines()]
     assert code == 0 and rows[0] == ["alpha", "eps_g", "norm", "digits"] and len(rows) == 3
     assert all(int(r[3]) >= 6 for r in rows[1:])
+
+
+def test_jacobian_against_differences():
+    """The solver's Jacobian (linear part plus two finite differences of the averages) against
+    central differences of the right-hand side (a wrong sign in the linear part gives ~1)."""
+    from exactdyn.models.perceptron.dynamics import jacobian, rhs
+
+    model = Perceptron.on("logistic", power_law(4, 1), "3/2", "1/10")
+    rng = np.random.default_rng(1)
+    r, q, t = rng.random(4) * 0.2, rng.random(4) + 0.5, np.full(4, 0.25)
+    y, h = np.concatenate([r, q]), 1e-6
+    f = lambda v: np.concatenate(rhs(model, v[:4], v[4:], t))
+    numeric = np.stack([(f(y + h * e) - f(y - h * e)) / (2 * h) for e in np.eye(8)], axis=1)
+    assert np.max(np.abs(jacobian(model, r, q, t) - numeric)) < 1e-6 * np.max(np.abs(numeric))

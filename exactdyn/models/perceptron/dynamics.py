@@ -100,7 +100,7 @@ def _compiled(name):
     return sp.lambdify((_Q, _T, _theta, _H, _p), forms, "numpy")
 
 
-def averages(model, Q, R, T, *, panel=0.25):
+def averages(model, Q, R, T, *, panel=0.5):
     """(E1, E2, E3) in float64: closed forms where the rule has them, fast quadrature otherwise."""
     if rule(model.rule).closed_form:
         Q, R, T = check_state(Q, R, T)
@@ -110,17 +110,44 @@ def averages(model, Q, R, T, *, panel=0.25):
     return fast_averages(model.rule, Q, R, T, float(model.p_flip), panel=panel)
 
 
-def rhs(model, r, q, t, *, eta2=True, panel=0.25, averages_fn=None):
-    """(dr/dalpha, dq/dalpha) per group; eta2=False drops the eta^2 term (gradient-flow limit)."""
+def _step(model, r, q, t, Q, R, T, E, eta2):
+    """The right-hand side at given aggregates (Q, R, T) and averages E (cheap: no quadrature)."""
     lam, rho, eta = np.asarray(model.eigenvalues), np.asarray(model.fractions), float(model.eta)
-    Q, R, T = global_overlaps(lam, r, q, t)
-    E1, E2, E3 = (averages_fn or averages)(model, Q, R, T, panel=panel)
+    E1, E2, E3 = E
     D = Q * T - R * R
     dr = eta * lam * ((T * r - R * t) * E1 + (Q * t - R * r) * E2) / D
     dq = 2 * eta * lam * ((T * q - R * r) * E1 + (Q * r - R * q) * E2) / D
     if eta2:
         dq = dq + eta * eta * lam * rho * E3
     return dr, dq
+
+
+def rhs(model, r, q, t, *, eta2=True, panel=0.5, averages_fn=None):
+    """(dr/dalpha, dq/dalpha) per group; eta2=False drops the eta^2 term (gradient-flow limit)."""
+    Q, R, T = global_overlaps(np.asarray(model.eigenvalues), r, q, t)
+    E = (averages_fn or averages)(model, Q, R, T, panel=panel)
+    return _step(model, r, q, t, Q, R, T, E, eta2)
+
+
+def jacobian(model, r, q, t, *, eta2=True, panel=0.5, averages_fn=None):
+    """d(dr, dq)/d(r, q): the averages depend on the state only through Q and R, so two extra
+    evaluations of them (finite differences in Q and R) and the explicit linear part suffice."""
+    lam, eta = np.asarray(model.eigenvalues), float(model.eta)
+    avg = averages_fn or averages
+    Q, R, T = global_overlaps(lam, r, q, t)
+    E = avg(model, Q, R, T, panel=panel)
+    base = np.concatenate(_step(model, r, q, t, Q, R, T, E, eta2))
+    D, L = Q * T - R * R, len(lam)
+    jac = np.zeros((2 * L, 2 * L))
+    idx = np.arange(L)
+    jac[idx, idx] = eta * lam * (T * E[0] - R * E[1]) / D
+    jac[L + idx, L + idx] = 2 * eta * lam * (T * E[0] - R * E[1]) / D
+    jac[L + idx, idx] = 2 * eta * lam * (Q * E[1] - R * E[0]) / D
+    hq, hr = 1e-7 * Q, 1e-7 * math.sqrt(Q * T)
+    for h, column, (Qh, Rh) in ((hq, L, (Q + hq, R)), (hr, 0, (Q, R + hr))):
+        moved = np.concatenate(_step(model, r, q, t, Qh, Rh, T, avg(model, Qh, Rh, T, panel=panel), eta2))
+        jac[:, column:column + L] += np.outer((moved - base) / h, lam)
+    return jac
 
 
 @dataclass(frozen=True)
@@ -153,12 +180,18 @@ def _alpha_grid(alpha):
 def _integrate(model, state, alpha, rtol, panel, **kw):
     L = model.L
 
-    def f(a, y):
+    # in the time tau = ln(1 + alpha) the late power laws take steps of even size
+    def f(tau, y):
         dr, dq = rhs(model, y[:L], y[L:], state.t, panel=panel, **kw)
-        return np.concatenate([dr, dq])
+        return math.exp(tau) * np.concatenate([dr, dq])
+
+    def jac(tau, y):
+        return math.exp(tau) * jacobian(model, y[:L], y[L:], state.t, panel=panel, **kw)
 
     y0 = np.concatenate([state.r, state.q])
-    sol = solve_ivp(f, (0.0, alpha[-1]), y0, method="LSODA", t_eval=alpha, rtol=rtol, atol=1e-14 * max(1.0, y0.max()))
+    taus = np.log1p(alpha)
+    sol = solve_ivp(f, (0.0, taus[-1]), y0, method="LSODA", t_eval=taus, rtol=rtol, jac=jac,
+                    atol=1e-14 * max(1.0, y0.max()))
     if not sol.success or sol.y.shape[1] != len(alpha):
         raise ExactdynError(f"the ODE integration failed: {sol.message}")
     return sol.y[:L].T, sol.y[L:].T
@@ -170,17 +203,17 @@ def _agreement(a, b):
         return np.clip(np.floor(-np.log10(np.maximum(rel, 1e-16))), 0, 15).astype(int)
 
 
-def solve(model, state, alpha, *, rtol=1e-10, verify=True, **kw):
+def solve(model, state, alpha, *, rtol=1e-9, verify=True, **kw):
     """The trajectory at the times `alpha` (float64, LSODA).  With verify, a second integration at
     rtol/100 with a quadrature rule of half the panel width sets the digits vouched for per point."""
     alpha = _alpha_grid(alpha)
-    r, q = _integrate(model, state, alpha, rtol, 0.25, **kw)
+    r, q = _integrate(model, state, alpha, rtol, 0.5, **kw)
     lam = np.asarray(model.eigenvalues)
     Q, R, T = global_overlaps(lam, r, q, state.t)
     eps, norm = eps_g(Q, R, T), q.sum(1)
     digits = np.full(len(alpha), 15)
     if verify:
-        r2, q2 = _integrate(model, state, alpha, rtol / 100, 0.125, **kw)
+        r2, q2 = _integrate(model, state, alpha, rtol / 100, 0.25, **kw)
         Q2, R2, T2 = global_overlaps(lam, r2, q2, state.t)
         digits = np.minimum(_agreement(eps, eps_g(Q2, R2, T2)), _agreement(norm, q2.sum(1)))
     return Trajectory(alpha, eps, norm, Q, R, r, q, np.asarray(state.t), digits)

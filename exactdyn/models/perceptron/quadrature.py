@@ -68,28 +68,31 @@ def _grid(Q, R, T, panel, order):
     return a * np.sinh(t), wt * a * np.cosh(t)
 
 
-def fast_averages(name, Q, R, T, p_flip=0.0, *, panel=0.25, order=10):
+def fast_averages(name, Q, R, T, p_flip=0.0, *, panel=0.5, order=8):
     """(E1, E2, E3) in float64; `panel` and `order` set the rule (halve panel to check it)."""
     Q, R, T = check_state(Q, R, T)
     p_flip = float(p_flip)
     xs, ws = _grid(Q, R, T, panel, order)
+    xx, ww = np.concatenate([-xs, xs]), np.concatenate([ws, ws])
     v = T - R * R / Q
-    out = np.zeros(3)
-    for side in (-1, 1):
-        xx = side * xs
-        dens = ws * np.exp(-xx * xx / (2 * Q)) / math.sqrt(2 * math.pi * Q)
-        m = R * xx / Q
-        z = m / math.sqrt(v)
-        P = ndtr(z)
-        M = m * P + math.sqrt(v) * np.exp(-z * z / 2) / _SQRT_2PI
-        for s, piece_side, f, _ in _numeric_pieces(name):
-            weight = 1 - p_flip if s == 1 else p_flip
-            if piece_side != side or weight == 0:
-                continue
-            with np.errstate(over="ignore"):
-                F = np.broadcast_to(np.asarray(f(xx), float), xx.shape)
-            out += 2 * weight * np.array([np.dot(dens, xx * F * P), np.dot(dens, F * M), np.dot(dens, F * F * P)])
-    return tuple(float(e) for e in out)
+    dens = ww * np.exp(-xx * xx / (2 * Q)) / math.sqrt(2 * math.pi * Q)
+    m = R * xx / Q
+    z = m / math.sqrt(v)
+    P = ndtr(z)
+    M = m * P + math.sqrt(v) * np.exp(-z * z / 2) / _SQRT_2PI
+    n = len(xs)
+    F = np.zeros_like(xx)
+    FF = np.zeros_like(xx)
+    for s, side, f, _ in _numeric_pieces(name):
+        weight = 1 - p_flip if s == 1 else p_flip
+        if weight == 0:
+            continue
+        part = slice(0, n) if side < 0 else slice(n, 2 * n)
+        with np.errstate(over="ignore"):
+            value = np.broadcast_to(np.asarray(f(xx[part]), float), (n,))
+        F[part] += weight * value
+        FF[part] += weight * value * value
+    return (2 * float(np.dot(dens * P, xx * F)), 2 * float(np.dot(dens * M, F)), 2 * float(np.dot(dens * P, FF)))
 
 
 @lru_cache(maxsize=None)
