@@ -576,14 +576,23 @@ def half_risk_time(rho0, Q0, eta, *, t_max=1e3, rtol=1e-9, atol=1e-12):
 
 def optimal_learning_rate(eta, alpha_c):
     """The learning rate minimising alpha_c (mean over initial states, columns of `alpha_c`) on a grid
-    `eta`: the vertex of the parabola through the grid minimum and its two neighbours.  Returns
-    (eta_opt, index of the grid minimum); an ExactdynError when the minimum lies on the grid's edge."""
+    `eta`: (eta_opt, index of the grid minimum, interpolation error).  eta_opt is the vertex of the
+    parabola through the grid minimum and its two neighbours; the error is the largest shift of that
+    vertex when the parabola is fitted instead to the 4 or 5 nearest points.  An ExactdynError when the
+    minimum lies on the grid's edge."""
     eta, mean = np.asarray(eta, float), np.asarray(alpha_c, float).mean(axis=-1)
     i = int(np.argmin(mean))
     if not 0 < i < len(eta) - 1 or not np.all(np.isfinite(mean[i - 1:i + 2])):
         raise ExactdynError("the smallest alpha_c lies on the edge of the eta grid: widen the grid")
-    a, b, _ = np.polyfit(eta[i - 1:i + 2], mean[i - 1:i + 2], 2)
-    return -b / (2 * a), i
+
+    def vertex(lo, hi):
+        a, b, _ = np.polyfit(eta[lo:hi], mean[lo:hi], 2)
+        return -b / (2 * a)
+
+    best = vertex(i - 1, i + 2)
+    others = [vertex(lo, hi) for lo, hi in ((i - 2, i + 2), (i - 1, i + 3), (i - 2, i + 3))
+              if lo >= 0 and hi <= len(eta) and np.all(np.isfinite(mean[lo:hi]))]
+    return best, i, max((abs(v - best) for v in others), default=0.0)
 
 
 # --- the closest solution, in the weights ----------------------------------------------------------

@@ -206,8 +206,8 @@ def _block_integral(polys, L, D, digits):
 # an integrand analytic in a strip of half-width d about the real axes its error falls like
 # exp(-2 pi d / h), and tanh(sqrt(lambda) z) has d = pi / (2 sqrt(lambda)).  (Gauss-Hermite needs
 # about twice the points per dimension for the same accuracy here.)  Steps by number of slots:
-STEPS = {1: 0.2, 2: 0.2, 3: 0.35, 4: 0.45}
-CHECK_STEPS = {1: 0.15, 2: 0.15, 3: 0.27, 4: 0.35}
+STEPS = {1: 0.2, 2: 0.2, 3: 0.35, 4: 0.35}
+CHECK_STEPS = {1: 0.15, 2: 0.15, 3: 0.27, 4: 0.3}
 # radii with Gaussian mass outside below ~1e-11 (chi tail in 3 and 4 dimensions)
 RADIUS = {1: 8.5, 2: 8.5, 3: 7.5, 4: 7.5}
 MAX_SLOTS = 4
