@@ -62,8 +62,7 @@ def _expectation_legend(activation):
             for b in range(a, n):
                 names[C[a, b]] = f"C_{{{a + 1}{b + 1}}}"
     rows = []
-    for derivs in ((0, 0), (1, 1), (2, 0), (1, 1, 0, 0)):
-        expr = activation.expectation(derivs)
+    for derivs, expr in activation.legend():
         slots = r"\, ".join(("g" + "'" * d) + f"(u_{a + 1})" for a, d in enumerate(derivs))
         rows.append(rf"\langle {slots} \rangle &= {latex(expr, names)}")
     return rows
@@ -90,6 +89,8 @@ def latex_document(system, structure):
                    r"$\langle x_i x_k\rangle = Q^{(1)}_{ik}$, $\langle x_i y_n\rangle = R^{(1)}_{in}$, "
                    r"$\langle y_n y_m\rangle = T^{(1)}_{nm}$.")
         out.append(r"\begin{align*}" + " \\\\\n".join(_expectation_legend(act)) + r"\end{align*}")
+        if act.legend_note:
+            out.append(act.legend_note)
     general, _, gnames = derive_general_order(structure)
     out.append(r"\subsection*{Order $l$ (general form)}")
     out.append(r"\begin{align*}" + " \\\\\n".join(
