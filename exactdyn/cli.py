@@ -352,6 +352,8 @@ def cmd_perceptron(args, out):
     if args.action == "check":
         if not math.isfinite(args.threshold) or args.threshold <= 0:
             raise ExactdynError("--threshold must be a positive number")
+        if not (math.isfinite(args.rtol) and 0 < args.rtol < 1):
+            raise ExactdynError("--rtol must lie in (0, 1)")
         return run(args, None, out)
     return run(args, _spectrum_from_args(args, 17), out)
 

@@ -243,8 +243,10 @@ def add_perceptron_parser(sub, run):
             add(a, "--N", "--seeds", "--seed", N=dict(required=True, help="input dimension"),
                 seed=dict(help="first seed"))
         add(a, "--format", format=dict(choices=["json", "csv"], default="json" if name == "simulate" else "csv"))
-    ch = act.add_parser("check", help="judge a `perceptron simulate` JSON file against the ODE")
-    ch.add_argument("file", help="JSON written by `exactdyn perceptron simulate`")
+    ch = act.add_parser("check", help="judge a `perceptron simulate` file or another code's trajectory (JSON)")
+    ch.add_argument("file", help="JSON written by `exactdyn perceptron simulate`, or without N an ODE trajectory")
     ch.add_argument("--threshold", type=checked_real, default=4.0,
-                    help="largest deviation allowed, in standard errors of the mean (default 4)")
+                    help="finite N: largest deviation allowed, in standard errors of the mean (default 4)")
+    ch.add_argument("--rtol", type=checked_real, default=1e-6,
+                    help="a file without N (another ODE code): largest relative deviation (default 1e-6)")
     pe.set_defaults(run=run)

@@ -170,6 +170,8 @@ def _cli(argv):
     ["perceptron", "simulate", "--eta", "1", "--L", "2", "--alpha", "1", "--N", "5"],
     ["perceptron", "check", "/nonexistent/file.json"],
     ["perceptron", "check", "x.json", "--threshold", "nan"],
+    ["perceptron", "check", "x.json", "--rtol", "0"],
+    ["perceptron", "simulate", "--eta", "1", "--L", "1", "--alpha", "10", "--N", "100000", "--seeds", "100"],
 ])
 def test_cli_bad_input(argv, capsys):
     code, _ = _cli(argv)
@@ -192,6 +194,22 @@ def test_cli_simulate_then_check(tmp_path, capsys):
     assert code == 1 and report.startswith("NOT consistent"), report
     path.write_text("{\"model\": \"perceptron\"}")
     assert _cli(["perceptron", "check", str(path)])[0] == 2
+
+
+def test_cli_check_of_another_ode(tmp_path, capsys):
+    """A file without N is another code's ODE trajectory: judged by relative deviation."""
+    code, text = _cli(["perceptron", "solve", "--rule", "adatron", "--eta", "1", "--L", "2", "--alpha", "1,10",
+                       "--format", "json"])
+    assert code == 0
+    path = tmp_path / "ode.json"
+    path.write_text(text)
+    assert _cli(["perceptron", "check", str(path)])[0] == 0  # solve's own digits, rtol 1e-6
+    data = json.loads(text)
+    data["points"][0]["eps_g"] *= 1 + 1e-5
+    path.write_text(json.dumps(data))
+    assert _cli(["perceptron", "check", str(path)])[0] == 1
+    assert _cli(["perceptron", "check", str(path), "--rtol", "1e-15"])[0] == 2  # beyond the digits vouched for
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_cli_solve():

@@ -8,8 +8,8 @@
 from .dynamics import Perceptron, State, Trajectory, averages, eps_g, rhs, solve
 from .quadrature import certified_averages, fast_averages
 from .rules import closed_form_averages, rule, rule_names
-from .sgd import Comparison, Simulation, compare, compare_summary, simulate
+from .sgd import Comparison, Simulation, compare, compare_deterministic, compare_summary, simulate
 
 __all__ = ["Perceptron", "State", "Trajectory", "averages", "eps_g", "rhs", "solve", "certified_averages",
            "fast_averages", "closed_form_averages", "rule", "rule_names", "Comparison", "Simulation", "compare",
-           "compare_summary", "simulate"]
+           "compare_deterministic", "compare_summary", "simulate"]

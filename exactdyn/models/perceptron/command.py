@@ -1,7 +1,8 @@
 """`exactdyn perceptron solve|simulate|check`: the command line's side of the perceptron.
 
 simulate writes JSON with the model, the means and standard errors over seeds; check reads such a
-file (plain JSON, numbers read exactly, nothing evaluated) and judges it against the ODE."""
+file (plain JSON, numbers read exactly, nothing evaluated) and judges it against the ODE.  A file
+without "N" is another code's ODE trajectory ("points": alpha, eps_g, norm), judged by --rtol."""
 import json
 import math
 
@@ -9,7 +10,7 @@ from ...errors import ExactdynError
 from ...numbers import to_fraction
 from ...spectrum import from_eigenvalues
 from .dynamics import Perceptron, State, solve
-from .sgd import compare, compare_summary, simulate
+from .sgd import compare_deterministic, compare_summary, simulate
 
 MAX_FILE = 10_000_000
 
@@ -37,8 +38,9 @@ def run(args, spectrum, out):
         traj = solve(model, State.expected(model, args.sigma_J), alpha)
         rows = [{"alpha": a, "eps_g": _digits(e, d), "norm": _digits(n, d), "digits": int(d)}
                 for a, e, n, d in zip(alpha, traj.eps_g, traj.norm, traj.digits)]
-        _write(out, args.format, {"rule": model.rule, "eta": str(model.eta), "p_flip": str(model.p_flip),
-                                  "spectrum": spectrum.label, "sigma_J": str(args.sigma_J), "points": rows})
+        head = (_model_data(model, spectrum, args.sigma_J) if spectrum.exact else
+                {"rule": model.rule, "eta": str(model.eta), "p_flip": str(model.p_flip), "sigma_J": str(args.sigma_J)})
+        _write(out, args.format, {**head, "spectrum": spectrum.label, "points": rows})
         return 0 if all(d >= 1 for d in traj.digits) else 3
     sim = simulate(model, alpha, N=args.N, seeds=range(args.seed, args.seed + args.seeds), sigma_J=args.sigma_J)
     eps, norm = sim.series(model.eigenvalues)
@@ -86,8 +88,15 @@ def _check(args, out):
             raise ExactdynError("the file has no points")
         column = lambda key: [float(to_fraction(p[key], key)) for p in points]
         alpha = column("alpha")
-        series = [column(k) for k in ("eps_g", "eps_g_stderr", "norm", "norm_stderr")]
         sigma_J = data["sigma_J"]
+        if "N" not in data:  # another code's ODE: relative deviations
+            d_eps, d_norm, ok = compare_deterministic(model, sigma_J, alpha, column("eps_g"), column("norm"),
+                                                      rtol=args.rtol)
+            out.write(f"{'consistent' if ok else 'NOT consistent'} with the ODE: largest relative deviation "
+                      f"{d_eps:.2g} in eps_g, {d_norm:.2g} in the norm |J|^2/N (rtol {args.rtol:g}; "
+                      f"{len(alpha)} times, {model.rule} rule)\n")
+            return 0 if ok else 1
+        series = [column(k) for k in ("eps_g", "eps_g_stderr", "norm", "norm_stderr")]
     except (KeyError, TypeError) as exc:
         raise ExactdynError(f"{args.file} lacks a field or has one of the wrong type: {exc}") from None
     cmp = compare_summary(model, sigma_J, alpha, *series, threshold=args.threshold)

@@ -44,8 +44,7 @@ def check_state(Q, R, T):
 @lru_cache(maxsize=None)
 def _numeric_pieces(name):
     ru = rule(name)
-    return tuple((s, side, sp.lambdify(_x, expr, "numpy"), expr)
-                 for s, _, side, expr in ru.pieces())
+    return tuple((s, side, sp.lambdify(_x, expr, "numpy")) for s, _, side, expr in ru.pieces())
 
 
 @lru_cache(maxsize=None)
@@ -83,7 +82,7 @@ def fast_averages(name, Q, R, T, p_flip=0.0, *, panel=0.5, order=8):
     n = len(xs)
     F = np.zeros_like(xx)
     FF = np.zeros_like(xx)
-    for s, side, f, _ in _numeric_pieces(name):
+    for s, side, f in _numeric_pieces(name):
         weight = 1 - p_flip if s == 1 else p_flip
         if weight == 0:
             continue

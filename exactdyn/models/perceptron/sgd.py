@@ -17,6 +17,8 @@ from .dynamics import State, eps_g, global_overlaps, solve
 
 MAX_STEPS = 20_000_000
 MAX_SEEDS = 1000
+MAX_N = 1_000_000
+MAX_WORK = 2e10  # input numbers drawn (steps x N x seeds): a few minutes
 _CODES = {"hebbian": 0, "perceptron": 1, "adatron": 2, "logistic": 3}
 _BLOCK = 512
 
@@ -68,8 +70,8 @@ class Simulation:
 
 def simulate(model, alpha, *, N, seeds, sigma_J=1.0):
     """One-pass SGD for each seed, overlaps recorded at each alpha (alpha N steps, rounded)."""
-    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-        raise ExactdynError(f"N must be a whole number >= 2, got {N!r}")
+    if isinstance(N, bool) or not isinstance(N, int) or not 2 <= N <= MAX_N:
+        raise ExactdynError(f"N must be a whole number from 2 to {MAX_N}, got {N!r}")
     seeds = tuple(seeds)
     if not seeds or len(seeds) > MAX_SEEDS or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
                                                   for s in seeds):
@@ -78,8 +80,9 @@ def simulate(model, alpha, *, N, seeds, sigma_J=1.0):
     if not alpha or any(not math.isfinite(a) or a < 0 for a in alpha) or list(alpha) != sorted(alpha):
         raise ExactdynError("alpha must be finite, >= 0 and increasing")
     steps = [int(round(a * N)) for a in alpha]
-    if steps[-1] * len(seeds) > MAX_STEPS:
-        raise ExactdynError(f"{steps[-1]} steps x {len(seeds)} seeds is more than {MAX_STEPS} SGD steps")
+    if steps[-1] * len(seeds) > MAX_STEPS or steps[-1] * len(seeds) * N > MAX_WORK:
+        raise ExactdynError(f"{steps[-1]} steps x {len(seeds)} seeds at N = {N} is too long a run (at most "
+                            f"{MAX_STEPS} steps and {MAX_WORK:.0e} input numbers)")
     sigma = float(to_fraction(sigma_J, "sigma_J"))
     if sigma < 0:
         raise ExactdynError("sigma_J must be >= 0")
@@ -88,6 +91,7 @@ def simulate(model, alpha, *, N, seeds, sigma_J=1.0):
     onehot = np.eye(len(sizes))[np.repeat(np.arange(len(sizes)), sizes)]
     code, p_flip = _CODES[model.rule], float(model.p_flip)
     step_size, inv = float(model.eta) / math.sqrt(N), 1 / math.sqrt(N)
+    block = max(1, min(_BLOCK, (1 << 22) // N))  # at most 32 MB of inputs at once
     rs, qs, ts = [], [], []
     for seed in seeds:
         draw = np.random.default_rng(seed)
@@ -97,7 +101,7 @@ def simulate(model, alpha, *, N, seeds, sigma_J=1.0):
         r_seed, q_seed, done = [], [], 0
         for stop in steps:
             while done < stop:
-                chunk = min(stop - done, _BLOCK)
+                chunk = min(stop - done, block)
                 xis = data.standard_normal((chunk, N)) * sqrt_diag
                 flips = data.random(chunk) < p_flip
                 _run(J, B, xis, flips, code, step_size, inv)
@@ -167,3 +171,21 @@ def compare_summary(model, sigma_J, alpha, eps_mean, eps_stderr, norm_mean, norm
     full = lambda v, at0: np.concatenate([[at0] * start, v])
     return Comparison(alpha, full(traj.eps_g, float(eps_g(Q0, R0, T0))), series[0], series[1],
                       full(traj.norm, float(state0.q.sum())), series[2], series[3], threshold)
+
+
+def compare_deterministic(model, sigma_J, alpha, eps, norm, *, rtol=1e-6):
+    """Another code's ODE trajectory (no seeds) against exactdyn's from the expected initial state:
+    (largest relative deviation of eps_g, of the norm, consistent).  exactdyn's verified digits must
+    cover rtol, else the request is refused."""
+    if not (math.isfinite(rtol) and 0 < rtol < 1):
+        raise ExactdynError(f"rtol must lie in (0, 1), got {rtol}")
+    alpha, eps, norm = (np.asarray(v, float) for v in (alpha, eps, norm))
+    if eps.shape != alpha.shape or norm.shape != alpha.shape or not np.all(np.isfinite(eps) & np.isfinite(norm)):
+        raise ExactdynError("every series needs one finite value per alpha")
+    traj = solve(model, State.expected(model, sigma_J), alpha)
+    if 10.0 ** -traj.digits.min() > rtol / 10:
+        raise ExactdynError(f"exactdyn vouches for {traj.digits.min()} digits on this trajectory: ask for "
+                            f"rtol >= {10.0 ** (1 - traj.digits.min()):g}")
+    dev = lambda ours, theirs: float(np.max(np.abs(theirs - ours) / np.abs(ours)))
+    d_eps, d_norm = dev(traj.eps_g, eps), dev(traj.norm, norm)
+    return d_eps, d_norm, max(d_eps, d_norm) <= rtol
