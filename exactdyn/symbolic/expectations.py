@@ -290,7 +290,10 @@ def _relu_moment(factors, C):
     lowered = list(factors)
     lowered[a] = ("theta", factors[a][1] - 1)
     total = sp.Integer(0)
-    for b, (_, p) in enumerate(lowered):   # d/dv (v^p theta(v)) = p v^(p-1) theta(v) + [p = 0] delta(v)
+    # d/dv (v^p theta(v)) = p v^(p-1) theta(v) + [p = 0] delta(v); the terms without a delta first,
+    # so that a missing orthant probability is met before any conditioning is done
+    for b in sorted(range(m), key=lambda b: lowered[b][1] == 0):
+        p = lowered[b][1]
         if C[a, b] == 0:
             continue
         moved = list(lowered)
@@ -356,6 +359,8 @@ class ReluGaussian(sp.Function):
                                         "or theta(u) of one field: it is not defined")
                 return sp.Integer(0)   # u delta(u) = 0
             factors.append(("delta", 0) if orders == [2] else ("theta", orders.count(0)))
+        order = sorted(range(len(fields)), key=lambda f: factors[f])   # one derivation per pattern
+        fields, factors = [fields[f] for f in order], [factors[f] for f in order]
         try:
             closed = _relu_closed_form(tuple(factors))
         except _NoClosedForm as e:
