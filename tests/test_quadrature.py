@@ -229,13 +229,11 @@ def _sgd_gate(activation, K, M, drop_eta2=False):
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 def test_ode_matches_sgd_k1(activation):
     """K = M = 1 at eta = 1: every overlap within 4 standard errors of SGD at alpha = 0.5, 1, 2
-    (largest |z| 1.5 for tanh); without the eta^2 term the tanh ODE is ~100 standard errors off."""
+    (largest |z| 1.9); without the eta^2 term (planted) 66 (tanh) and 8.3 (sigmoid)."""
     assert _sgd_gate(activation, 1, 1).max() < 4
-    if activation == "tanh":
-        assert _sgd_gate(activation, 1, 1, drop_eta2=True).max() > 4
+    assert _sgd_gate(activation, 1, 1, drop_eta2=True).max() > 4
 
 
-@pytest.mark.slow
 def test_ode_matches_sgd_k2_m1():
     """K = 2, M = 1 at eta = 1 (three-slot expectations in the eta^2 term): within 4 standard errors
     (largest |z| 2.4; without the eta^2 term, shown once by hand, 72)."""

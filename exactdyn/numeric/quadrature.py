@@ -54,7 +54,12 @@ def tanh_polynomial(orders):
 
 def _fractions(cov, n):
     """The n x n covariance as Fractions, symmetric and positive semi-definite, else ExactdynError."""
-    C = [[to_fraction(cov[a][b], "a covariance") for b in range(n)] for a in range(n)]
+    try:
+        if len(cov) != n or any(len(row) != n for row in cov):
+            raise TypeError
+        C = [[to_fraction(cov[a][b], "a covariance") for b in range(n)] for a in range(n)]
+    except TypeError:
+        raise ExactdynError(f"the covariance must be a {n} x {n} matrix (one row per slot)") from None
     if any(C[a][b] != C[b][a] for a in range(n) for b in range(a)):
         raise ExactdynError("a covariance matrix must be symmetric")
     return C
@@ -304,7 +309,15 @@ class TensorQuadrature:
 def float_expectation(orders, cov, steps=None):
     """One TanhGaussian value in float64 (TensorQuadrature)."""
     orders = _check_orders(tuple(tuple(o) for o in orders))
-    return float(TensorQuadrature([orders], steps)([np.asarray(cov, dtype=float)])[0])
+    n = len(orders)
+    try:
+        cov = np.asarray(cov, dtype=float)
+    except (TypeError, ValueError):
+        raise ExactdynError(f"the covariance must be a {n} x {n} matrix of numbers") from None
+    if cov.shape != (n, n) or not np.all(np.isfinite(cov)) or np.any(cov != cov.T) or \
+            np.linalg.eigvalsh(cov)[0] < -1e-12 * max(1.0, np.abs(cov).max()):
+        raise ExactdynError(f"the covariance must be a finite, symmetric, positive semi-definite {n} x {n} matrix")
+    return float(TensorQuadrature([orders], steps)([cov])[0])
 
 
 # --- the ODE path ----------------------------------------------------------------------------------
