@@ -224,8 +224,8 @@ def _erf_I2(c11, c22, c12):
 # E[v_a F] = sum_b C_ab E[d_b F], with d theta = delta; what is left is an orthant probability
 # P_m = P(v_1..v_m > 0), derived by integrating Price's theorem
 # dP_m/dC_ab = E[delta(v_a) delta(v_b) prod_{c != a, b} theta(v_c)] from independent fields (P_m = 2^-m).
-# P_2 and P_3 come out as sums of arcsines; P_4 needs an integral of arcsines, no elementary
-# function, so four distinct fields that each carry a theta have no closed form here.
+# P_2 and P_3 come out as sums of arcsines; P_4 is known only as a one-dimensional integral of
+# arcsines, so an expectation whose reduction meets P_4 is refused.
 
 MAX_ORTHANT = 3
 
@@ -366,8 +366,9 @@ class ReluGaussian(sp.Function):
         except _NoClosedForm as e:
             raise ExactdynError(
                 f"the ReLU expectation {cls.text(derivs)} over {len(fields)} distinct Gaussian fields needs {e}, "
-                "which has no elementary closed form: ReLU committee machines are derived for K = 1 (any M) and "
-                "K = 2, M = 1 (larger ones average theta(x_i) theta(x_k) g(y_n) g(y_m) in the eta^2 term)") from None
+                "for which no elementary closed form is known: ReLU committee machines are derived for "
+                "K = 1 (any M) and K = 2, M = 1 (larger ones average theta(x_i) theta(x_k) g(y_n) g(y_m) "
+                "in the eta^2 term)") from None
         first = [f[0] for f in fields]
         return _at(closed, C.extract(first, first))
 
@@ -385,14 +386,19 @@ class ReluGaussian(sp.Function):
 class Relu(Activation):
     """g(x) = max(0, x), g' = theta(x), g'' = delta(x).
 
-    Expectations in closed form (square roots and arcsines of the covariances) wherever at most
-    three distinct fields carry a theta.  The committee machine's eta^2 term averages
-    theta(x_i) theta(x_k) g(f) g(h) over fields x_i, x_k, f, h: at most three distinct ones for
-    K = 1 (any M) and for K = 2, M = 1, which are derived in full (first order and eta^2 term, both
-    bases); K = 2 with M >= 2 and K >= 3 would need four-dimensional orthant probabilities (no
-    elementary form) and are refused with an ExactdynError naming the expectation."""
+    Expectations in closed form (square roots and arcsines of the covariances) wherever their
+    reduction needs orthant probabilities of at most three fields.  Supported structures: the
+    committee machine's eta^2 term averages theta(x_i) theta(x_k) g(f) g(h) over fields x_i, x_k,
+    f, h, at most three distinct ones for K = 1 (any M) and for K = 2, M = 1: these are derived in
+    full (first order and eta^2 term, moment and eigenmode bases).  K = 2 with M >= 2 and K >= 3
+    would need four-dimensional orthant probabilities (no elementary closed form known) and are
+    refused with an ExactdynError naming the expectation."""
 
     name = "relu"
+    legend_note = (r"For ReLU, $g' = \theta$ and $g'' = \delta$; factors of one field multiply first "
+                   r"($\theta^2 = \theta$, $\theta\, g = g$, $g^2 = u^2\theta$, $u\,\delta(u) = 0$). The other "
+                   r"patterns of the equations (with $g(u)^2$) are derived alike; the text format lists each "
+                   r"expectation of the system in closed form.")
 
     def g(self, u):
         return sp.Max(0, u)
@@ -408,11 +414,6 @@ class Relu(Activation):
             raise ExactdynError("ReLU expectations take g, g' and g'' only (g''' = delta' is not supported)")
         return ReluGaussian(sp.Tuple(*derivs), _upper(slot_covariance(len(derivs))))
 
-    legend_note = (r"For ReLU, $g' = \theta$ and $g'' = \delta$; factors of one field multiply first "
-                   r"($\theta^2 = \theta$, $\theta\, g = g$, $g^2 = u^2\theta$, $u\,\delta(u) = 0$). The other "
-                   r"patterns of the equations (with $g(u)^2$) are derived alike; the text format lists each "
-                   r"expectation of the system in closed form.")
-
     def legend(self):
         # simplify (seconds, for display only) cancels the three-field forms' partial-correlation arcsines
         return tuple((d, sp.simplify(self.closed_form(d))) for d in ((0, 0), (1, 1), (2, 0), (1, 0, 0), (1, 1, 0)))
@@ -427,7 +428,7 @@ class Relu(Activation):
             closed = _relu_closed_form(factors)
         except _NoClosedForm as e:
             raise ExactdynError(f"the ReLU expectation {ReluGaussian.text(derivs)} needs {e}, "
-                                "which has no elementary closed form") from None
+                                "for which no elementary closed form is known") from None
         return _at(closed, slot_covariance(n))
 
 
