@@ -133,29 +133,29 @@ def test_expectation_nodes_merge_fields_and_vanish_when_odd():
     assert r"\tanh''(u_{1})" in sp.latex(Tanh().expectation((2, 0)))
 
 
-@pytest.mark.parametrize("steps, ok", [(None, True), ({1: 0.5, 2: 0.5}, False)])
-def test_float_quadrature_within_stated_accuracy(steps, ok):
-    """float64 trapezoid quadrature within 1e-12 (relative) of the certified values for one and two
-    slots; a grid of step 0.5 (planted) is not."""
+@pytest.mark.parametrize("grids, ok", [(None, True), (qd.CHECK_GRIDS, True), ({1: (0.5, 8.5), 2: (0.5, 8.5)}, False)])
+def test_float_quadrature_within_stated_accuracy(grids, ok):
+    """float64 trapezoid quadrature (default and check grids) within 1e-12 (relative) of the
+    certified values for one and two slots; a grid of step 0.5 (planted) is not."""
     errors = []
     for orders, cov, digits in CASES:
         exact = float(_certified(orders, cov, digits).mid())
-        value = qd.float_expectation(orders, [[float(c) for c in r] for r in cov], steps)
+        value = qd.float_expectation(orders, [[float(c) for c in r] for r in cov], grids)
         errors.append(abs(value - exact) / abs(exact))
     assert (max(errors) <= 1e-12) == ok, errors
 
 
-@pytest.mark.parametrize("steps, ok", [(None, True), ({3: 0.6, 4: 0.6}, False)])
-def test_three_and_four_slots_against_factorised_certified_values(steps, ok):
-    """Independent blocks: the 3- and 4-slot float quadrature (on grids rotated against the blocks:
-    the covariance is not diagonal) against products of certified values, within 1e-10 (three
-    slots) and 1e-9 (four); a grid of step 0.6 (planted) is not."""
+@pytest.mark.parametrize("grids, ok", [(None, True), (qd.CHECK_GRIDS, True), ({3: (0.6, 7.5), 4: (0.6, 7.5)}, False)])
+def test_three_and_four_slots_against_factorised_certified_values(grids, ok):
+    """Independent blocks: the 3- and 4-slot float quadrature (default and check grids, rotated
+    against the blocks: the covariance is not diagonal) against products of certified values,
+    within 1e-10 (three slots) and 1e-9 (four); a grid of step 0.6 (planted) is not."""
     two = float(_certified(((1,), (1,)), _tuple(COV2), 10).mid())
     one = float(_certified(((0, 0),), ((F(7, 10),),), 30).mid())
     three = [[1, .5, 0], [.5, .75, 0], [0, 0, .7]]
     four = [[1, .5, 0, 0], [.5, .75, 0, 0], [0, 0, 1, .5], [0, 0, .5, .75]]
-    close = (abs(qd.float_expectation(((1,), (1,), (0, 0)), three, steps) / (two * one) - 1) < 1e-10
-             and abs(qd.float_expectation(((1,), (1,), (1,), (1,)), four, steps) / two ** 2 - 1) < 1e-9)
+    close = (abs(qd.float_expectation(((1,), (1,), (0, 0)), three, grids) / (two * one) - 1) < 1e-10
+             and abs(qd.float_expectation(((1,), (1,), (1,), (1,)), four, grids) / two ** 2 - 1) < 1e-9)
     assert close == ok
     # the certified path sees the blocks too, and an odd block makes the value exactly 0
     assert qd.certified_expectation(((1,), (1,), (0,)), [[1, F(1, 2), 0], [F(1, 2), F(3, 4), 0], [0, 0, 1]], 20) == 0

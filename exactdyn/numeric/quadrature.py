@@ -211,19 +211,19 @@ def _block_integral(polys, L, D, digits):
 # an integrand analytic in a strip of half-width d about the real axes its error falls like
 # exp(-2 pi d / h), and tanh(sqrt(lambda) z) has d = pi / (2 sqrt(lambda)).  (Gauss-Hermite needs
 # about twice the points per dimension for the same accuracy here.)  Steps by number of slots:
-STEPS = {1: 0.2, 2: 0.2, 3: 0.35, 4: 0.35}
-CHECK_STEPS = {1: 0.15, 2: 0.15, 3: 0.27, 4: 0.3}
-# radii with Gaussian mass outside below ~1e-11 (chi tail in 3 and 4 dimensions)
-RADIUS = {1: 8.5, 2: 8.5, 3: 7.5, 4: 7.5}
+# (step h, radius T) by number of slots; the Gaussian mass outside the ball is below ~1e-11 (chi
+# tail in 3 and 4 dimensions).  The check grid is finer and wider, so that the verifying run shares
+# neither error with the first.
+GRIDS = {1: (0.2, 8.5), 2: (0.2, 8.5), 3: (0.35, 7.5), 4: (0.35, 7.5)}
+CHECK_GRIDS = {1: (0.15, 9.0), 2: (0.15, 9.0), 3: (0.27, 8.0), 4: (0.3, 8.0)}
 MAX_SLOTS = 4
 
 
 @lru_cache(maxsize=None)
-def _grid(n, h):
-    """Trapezoid nodes (P x n) in the ball |z| <= RADIUS[n], one of each pair +-z (the integrands
+def _grid(n, h, T):
+    """Trapezoid nodes (P x n) in the ball |z| <= T, one of each pair +-z (the integrands
     are even in z: an odd one is 0 before it gets here), and their weights for N(0, I_n), doubled
     off z = 0."""
-    T = RADIUS[n]
     x = np.arange(-math.floor(T / h), math.floor(T / h) + 1) * h
     mesh = np.stack(np.meshgrid(*[x] * n, indexing="ij"), -1).reshape(-1, n)
     mesh = mesh[(mesh * mesh).sum(1) <= T * T]
@@ -271,10 +271,10 @@ class TensorQuadrature:
     count (u = V sqrt(Lambda) z from the eigendecomposition, so a singular covariance is fine).
 
     ``patterns``: the orders of each expectation; call with the covariance matrices (in the same
-    order) to get the values.  ``steps``: grid step per slot count (STEPS or CHECK_STEPS)."""
+    order) to get the values.  ``grids``: (step, radius) per slot count (GRIDS or CHECK_GRIDS)."""
 
-    def __init__(self, patterns, steps=None):
-        steps = steps or STEPS
+    def __init__(self, patterns, grids=None):
+        grids = grids or GRIDS
         self.patterns = [_check_orders(tuple(tuple(o) for o in p)) for p in patterns]
         if any(len(p) > MAX_SLOTS for p in self.patterns):
             raise ExactdynError(f"float64 quadrature takes expectations of at most {MAX_SLOTS} slots")
@@ -289,7 +289,7 @@ class TensorQuadrature:
             for m, row in enumerate(polys):
                 for a, q in enumerate(row):
                     coeffs[m, a, :len(q)] = q
-            self.tables[n] = (np.array(members), coeffs, *_grid(n, steps[n]))
+            self.tables[n] = (np.array(members), coeffs, *_grid(n, *grids[n]))
 
     def __call__(self, covs):
         out = np.empty(len(self.patterns))
@@ -306,7 +306,7 @@ class TensorQuadrature:
         return out
 
 
-def float_expectation(orders, cov, steps=None):
+def float_expectation(orders, cov, grids=None):
     """One TanhGaussian value in float64 (TensorQuadrature)."""
     orders = _check_orders(tuple(tuple(o) for o in orders))
     n = len(orders)
@@ -317,7 +317,7 @@ def float_expectation(orders, cov, steps=None):
     if cov.shape != (n, n) or not np.all(np.isfinite(cov)) or np.any(cov != cov.T) or \
             np.linalg.eigvalsh(cov)[0] < -1e-12 * max(1.0, np.abs(cov).max()):
         raise ExactdynError(f"the covariance must be a finite, symmetric, positive semi-definite {n} x {n} matrix")
-    return float(TensorQuadrature([orders], steps)([cov])[0])
+    return float(TensorQuadrature([orders], grids)([cov])[0])
 
 
 # --- the ODE path ----------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ def eps_g_float(system, states, params):
     """eps_g of a derived tanh or sigmoid system at each row of float `states` and `params` (the
     finer grid's quadrature), e.g. for the states of an SGD run."""
     compiled = compile_system(system)
-    quad = TensorQuadrature(compiled.patterns, CHECK_STEPS)
+    quad = TensorQuadrature(compiled.patterns, CHECK_GRIDS)
     out = []
     for y, p in zip(states, params):
         y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
@@ -384,8 +384,8 @@ def eps_g_float(system, states, params):
     return out
 
 
-def _run(compiled, y0, params, grid, steps, rtol, deadline):
-    quad = TensorQuadrature(compiled.patterns, steps)
+def _run(compiled, y0, params, grid, grids, rtol, deadline):
+    quad = TensorQuadrature(compiled.patterns, grids)
     calls = [0]
 
     def expectations(y):
@@ -427,8 +427,8 @@ def solve_quadrature(problem, system, y0, params, alphas, *, digits=None, method
     y = np.array([float(v) for v in y0])
     pars = np.array([float(v) for v in params])
     deadline = started + max_seconds
-    loose, eps_loose, calls_loose = _run(compiled, y, pars, grid, STEPS, _RTOL * 100, deadline)
-    tight, eps_tight, calls_tight = _run(compiled, y, pars, grid, CHECK_STEPS, _RTOL, deadline)
+    loose, eps_loose, calls_loose = _run(compiled, y, pars, grid, GRIDS, _RTOL * 100, deadline)
+    tight, eps_tight, calls_tight = _run(compiled, y, pars, grid, CHECK_GRIDS, _RTOL, deadline)
     cap = digits or FLOAT_DIGITS
     counts = tuple(agreed_digits(a, b, cap) for a, b in zip(eps_loose, eps_tight))
     status = Status.OK if min(counts) >= (digits or 1) else Status.PARTIAL
@@ -446,7 +446,7 @@ def check_scope(problem):
     K, M, L = problem.K, problem.M, problem.L
     if K > MAX_WIDTH or M > MAX_WIDTH or L > MAX_GROUPS:
         fields = K + M
-        points = (fields ** 4 // 4 + 1) * len(_grid(4, STEPS[4])[1]) * L
+        points = (fields ** 4 // 4 + 1) * len(_grid(4, *GRIDS[4])[1]) * L
         raise ExactdynError(f"{problem.activation.name} networks are solved for K, M <= {MAX_WIDTH} and L <= "
                             f"{MAX_GROUPS}: K = {K}, M = {M}, L = {L} needs about {points:.2g} quadrature points "
                             "per rhs evaluation")
