@@ -75,6 +75,11 @@ def test_matrix_trajectory_is_the_derived_trajectory():
         assert np.abs(x - y).max() < 1e-8
     with pytest.raises(ExactdynError):
         matrix_trajectory(rho0, np.eye(2), t)
+    for bad in (lambda: matrix_rhs(rho0, np.eye(2), 0.1), lambda: half_risk_time(rho0, np.eye(3), -1.0),
+                lambda: weight_gradient(np.ones((3, 5)), np.ones((2, 4))),
+                lambda: weight_flow(np.ones((3, 5)), np.eye(2, 5), [1.0, 0.5])):
+        with pytest.raises(ExactdynError):
+            bad()
 
 
 def test_optimal_learning_rate_is_the_parabola_vertex():

@@ -502,10 +502,17 @@ def _covariance_products(rho, Q):
     return C, CA, CAC, tr_ac, risk
 
 
+def _overlaps(rho, Q):
+    rho, Q = np.asarray(rho, float), np.asarray(Q, float)
+    if rho.ndim != 2 or Q.shape != (rho.shape[0],) * 2:
+        raise ExactdynError(f"rho must be p x p* and Q p x p, got {rho.shape} and {Q.shape}")
+    return rho, Q
+
+
 def matrix_rhs(rho, Q, eta):
     """(d rho/dt, dQ/dt), t = eta alpha, of the quadratic network's overlap ODE with its eta^2 terms
     (float64): the derived system in matrix form, O((p + p*)^3) per call."""
-    rho, Q = np.asarray(rho, float), np.asarray(Q, float)
+    rho, Q = _overlaps(rho, Q)
     p, ps = Q.shape[0], rho.shape[1]
     C, CA, CAC, tr_ac, risk = _covariance_products(rho, Q)
     first = tr_ac * C + 2 * CAC     # E[(y - yhat) z z^T]
@@ -517,14 +524,14 @@ def matrix_rhs(rho, Q, eta):
 
 def matrix_risk(rho, Q):
     """The population risk E (y - yhat)^2 at overlaps rho, Q (float64)."""
-    return _covariance_products(np.asarray(rho, float), np.asarray(Q, float))[4]
+    return _covariance_products(*_overlaps(rho, Q))[4]
 
 
 def _matrix_ode(rho0, Q0, eta):
     """(y0, rhs(t, y), unpack) of the matrix-form ODE on the flat state (rho, Q)."""
-    rho0, Q0 = np.asarray(rho0, float), np.asarray(Q0, float)
-    if rho0.ndim != 2 or Q0.shape != (rho0.shape[0],) * 2 or not np.isfinite(float(eta)) or eta < 0:
-        raise ExactdynError("rho0 must be p x p*, Q0 p x p and eta >= 0")
+    rho0, Q0 = _overlaps(rho0, Q0)
+    if not np.isfinite(float(eta)) or eta < 0:
+        raise ExactdynError(f"eta must be finite and >= 0, got {eta}")
     p, ps = rho0.shape
 
     def unpack(y):
@@ -607,10 +614,17 @@ def solution_distance(rho0, Q0, S):
     return p + float(np.trace(Q0)) - 2 * np.sqrt(p / ps) * float(np.sum(S * rho0))
 
 
+def _weights(W, Wstar):
+    W, Wstar = np.asarray(W, float), np.asarray(Wstar, float)
+    if W.ndim != 2 or Wstar.ndim != 2 or W.shape[1] != Wstar.shape[1]:
+        raise ExactdynError(f"W must be p x N and W* p* x N, got {W.shape} and {Wstar.shape}")
+    return W, Wstar
+
+
 def weight_gradient(W, Wstar):
     """dR/dW of the population risk in the weights (rows of W* orthonormal, unit norm):
     R = (tr A)^2 + 2 tr A^2 with A = W^T W / p - W*^T W* / p*, so dR/dW = (4/p)(tr A W + 2 W A)."""
-    W, Wstar = np.asarray(W, float), np.asarray(Wstar, float)
+    W, Wstar = _weights(W, Wstar)
     A = W.T @ W / W.shape[0] - Wstar.T @ Wstar / Wstar.shape[0]
     return 4 / W.shape[0] * (np.trace(A) * W + 2 * W @ A)
 
@@ -621,7 +635,7 @@ def weight_flow(W0, Wstar, t, *, rtol=1e-11, atol=1e-14):
     the solution manifold is algebraic, its transverse modes fast: stiff at late times)."""
     from scipy.integrate import solve_ivp
 
-    W0 = np.asarray(W0, float)
+    W0, Wstar = _weights(W0, Wstar)
     t = np.asarray(t, float)
     if t.ndim != 1 or t[0] < 0 or np.any(np.diff(t) <= 0):
         raise ExactdynError("t must be increasing and >= 0")
