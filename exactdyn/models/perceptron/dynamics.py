@@ -24,11 +24,14 @@ from scipy.integrate import solve_ivp
 
 from ...errors import ExactdynError
 from ...numbers import to_fraction
+from ...spectrum import sequence
 from .quadrature import check_state, fast_averages
 from .rules import Q as _Q, T as _T, closed_form_averages, p as _p, rule, theta as _theta
 
 MAX_ALPHA = 1e8
 MAX_GROUPS = 4096
+MAX_POINTS = 100_000
+MAX_SCALE = 1e6  # eta and sigma_J: far beyond any useful value, well inside float64
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class Perceptron:
     def on(cls, rule_name, spectrum, eta, p_flip=0):
         rule(rule_name)  # unknown names are refused here
         eta, p_flip = to_fraction(eta, "eta"), to_fraction(p_flip, "p_flip")
-        if eta <= 0:
-            raise ExactdynError(f"the learning rate eta must be positive, got {eta}")
+        if not 0 < eta <= MAX_SCALE:
+            raise ExactdynError(f"the learning rate eta must lie in (0, {MAX_SCALE:g}], got {float(eta):g}")
         if not 0 <= p_flip < Fraction(1, 2):
             raise ExactdynError(f"the label-flip probability must lie in [0, 1/2), got {p_flip}")
         if spectrum.L > MAX_GROUPS:
@@ -74,6 +77,8 @@ class State:
         s = float(to_fraction(sigma_J, "sigma_J"))
         if not s > 0:
             raise ExactdynError("the ODE needs a student of nonzero norm at the start: give sigma_J > 0")
+        if s > MAX_SCALE:
+            raise ExactdynError(f"sigma_J must be at most {MAX_SCALE:g}, got {s:g}")
         rho = np.asarray(model.fractions)
         return cls(np.zeros(model.L), rho * s * s, rho.copy())
 
@@ -166,10 +171,14 @@ class Trajectory:
     digits: np.ndarray
 
 
-def _alpha_grid(alpha):
-    alpha = np.asarray([float(a) for a in alpha], float)
-    if alpha.ndim != 1 or not len(alpha):
-        raise ExactdynError("give at least one alpha")
+def alpha_grid(alpha):
+    """The times as a float64 array: a list (not a string) of finite, increasing numbers >= 0."""
+    try:
+        alpha = np.asarray([float(a) for a in sequence(alpha, "alpha")], float)
+    except (TypeError, ValueError, OverflowError):
+        raise ExactdynError("alpha must be a list of numbers") from None
+    if alpha.ndim != 1 or not 1 <= len(alpha) <= MAX_POINTS:
+        raise ExactdynError(f"give 1 to {MAX_POINTS} times alpha")
     if not np.all(np.isfinite(alpha)) or np.any(alpha < 0) or np.any(np.diff(alpha) <= 0):
         raise ExactdynError("alpha must be finite, >= 0 and strictly increasing")
     if alpha[-1] > MAX_ALPHA:
@@ -206,7 +215,7 @@ def _agreement(a, b):
 def solve(model, state, alpha, *, rtol=1e-9, verify=True, **kw):
     """The trajectory at the times `alpha` (float64, LSODA).  With verify, a second integration at
     rtol/100 with a quadrature rule of half the panel width sets the digits vouched for per point."""
-    alpha = _alpha_grid(alpha)
+    alpha = alpha_grid(alpha)
     r, q = _integrate(model, state, alpha, rtol, 0.5, **kw)
     lam = np.asarray(model.eigenvalues)
     Q, R, T = global_overlaps(lam, r, q, state.t)

@@ -44,7 +44,9 @@ def check_state(Q, R, T):
 @lru_cache(maxsize=None)
 def _numeric_pieces(name):
     ru = rule(name)
-    return tuple((s, side, sp.lambdify(_x, expr, "numpy")) for s, _, side, expr in ru.pieces())
+    # exp clipped below overflow: exp(x)/(exp(x) + 1) stays 1 for large x instead of inf/inf
+    modules = [{"exp": lambda u: np.exp(np.minimum(u, 700.0))}, "numpy"]
+    return tuple((s, side, sp.lambdify(_x, expr, modules)) for s, _, side, expr in ru.pieces())
 
 
 @lru_cache(maxsize=None)
@@ -87,8 +89,7 @@ def fast_averages(name, Q, R, T, p_flip=0.0, *, panel=0.5, order=8):
         if weight == 0:
             continue
         part = slice(0, n) if side < 0 else slice(n, 2 * n)
-        with np.errstate(over="ignore"):
-            value = np.broadcast_to(np.asarray(f(xx[part]), float), (n,))
+        value = np.broadcast_to(np.asarray(f(xx[part]), float), (n,))
         F[part] += weight * value
         FF[part] += weight * value * value
     return (2 * float(np.dot(dens * P, xx * F)), 2 * float(np.dot(dens * M, F)), 2 * float(np.dot(dens * P, FF)))

@@ -20,6 +20,7 @@ from ...errors import ExactdynError
 x, Q, T, theta, p = sp.symbols("x Q T theta p", positive=True)
 _r, _phi = sp.symbols("r phi", real=True)
 _y = sp.Symbol("y", real=True)
+_z = sp.Symbol("z", real=True)  # the margin s x, argument of the loss
 
 
 @dataclass(frozen=True)
@@ -42,30 +43,22 @@ class Rule:
                      for side, expr in zip((-1, 1), halves))
 
 
-def _margin_rule(name, loss, dloss):
-    """F(s, x) = -l'(s x) s from the derivative dloss(z) = l'(z), evaluated on each side of x = 0
-    (dloss is given as (z < 0 piece, z > 0 piece); s = -1 swaps the sides)."""
-    neg, pos = dloss
-    plus = (-neg.subs(_y, x), -pos.subs(_y, x))
-    minus = (pos.subs(_y, -x), neg.subs(_y, -x))
-    return Rule(name, loss, tuple(sp.expand(e) for e in plus), tuple(sp.expand(e) for e in minus))
+def _margin_rule(name, loss, pieces):
+    """F(s, x) = -l'(s x) s, l'(z) differentiated from the loss l given on each side of z = 0 as
+    (z < 0 piece, z > 0 piece); for s = -1 the margin -x swaps the sides."""
+    neg, pos = (sp.diff(piece, _z) for piece in pieces)
+    plus = (-neg.subs(_z, x), -pos.subs(_z, x))
+    minus = (pos.subs(_z, -x), neg.subs(_z, -x))
+    return Rule(name, loss, tuple(sp.expand(sp.simplify(e)) for e in plus),
+                tuple(sp.expand(sp.simplify(e)) for e in minus))
 
 
-def _logistic():
-    z = _y
-    dl = sp.diff(sp.log(1 + sp.exp(-z)), z)  # l(z) = ln(1 + e^-z), binary cross-entropy on labels +-1
-    dl = sp.simplify(dl)
-    return _margin_rule("logistic", "l(z) = ln(1 + exp(-z)) (binary cross-entropy), F = s sigmoid(-s x)",
-                        (dl, dl))
-
-
+_BCE = sp.log(1 + sp.exp(-_z))
 RULES = {
-    "logistic": _logistic,
-    "hebbian": lambda: _margin_rule("hebbian", "l(z) = -z, F = s", (sp.Integer(-1), sp.Integer(-1))),
-    "perceptron": lambda: _margin_rule("perceptron", "l(z) = -z theta(-z), F = s theta(-s x)",
-                                       (sp.Integer(-1), sp.Integer(0))),
-    "adatron": lambda: _margin_rule("adatron", "l(z) = z^2 theta(-z)/2, F = -x theta(-s x)",
-                                    (_y, sp.Integer(0))),
+    "logistic": ("l(z) = ln(1 + exp(-z)) (binary cross-entropy on labels +-1), F = s sigmoid(-s x)", (_BCE, _BCE)),
+    "hebbian": ("l(z) = -z, F = s", (-_z, -_z)),
+    "perceptron": ("l(z) = -z theta(-z), F = s theta(-s x)", (-_z, sp.Integer(0))),
+    "adatron": ("l(z) = z^2 theta(-z)/2, F = -x theta(-s x)", (_z ** 2 / 2, sp.Integer(0))),
 }
 
 
@@ -73,12 +66,16 @@ def rule_names():
     return tuple(RULES)
 
 
-@lru_cache(maxsize=None)
 def rule(name):
     """The rule called `name` (see rule_names())."""
-    if name not in RULES:
-        raise ExactdynError(f"unknown perceptron rule {name!r}; known rules: {', '.join(RULES)}")
-    return RULES[name]()
+    if not isinstance(name, str) or name not in RULES:
+        raise ExactdynError(f"unknown perceptron rule {str(name)[:40]!r}; known rules: {', '.join(RULES)}")
+    return _derived_rule(name)
+
+
+@lru_cache(maxsize=None)
+def _derived_rule(name):
+    return _margin_rule(name, *RULES[name])
 
 
 def _sector(side):

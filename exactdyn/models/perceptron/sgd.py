@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import ExactdynError
 from ...simulate.sgd import group_sizes
 from ...numbers import to_fraction
-from .dynamics import State, eps_g, global_overlaps, solve
+from .dynamics import State, alpha_grid, eps_g, global_overlaps, solve
 
 MAX_STEPS = 20_000_000
 MAX_SEEDS = 1000
@@ -76,9 +76,7 @@ def simulate(model, alpha, *, N, seeds, sigma_J=1.0):
     if not seeds or len(seeds) > MAX_SEEDS or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
                                                   for s in seeds):
         raise ExactdynError(f"give 1 to {MAX_SEEDS} seeds, whole numbers >= 0")
-    alpha = tuple(float(a) for a in alpha)
-    if not alpha or any(not math.isfinite(a) or a < 0 for a in alpha) or list(alpha) != sorted(alpha):
-        raise ExactdynError("alpha must be finite, >= 0 and increasing")
+    alpha = tuple(alpha_grid(alpha))
     steps = [int(round(a * N)) for a in alpha]
     if steps[-1] * len(seeds) > MAX_STEPS or steps[-1] * len(seeds) * N > MAX_WORK:
         raise ExactdynError(f"{steps[-1]} steps x {len(seeds)} seeds at N = {N} is too long a run (at most "
