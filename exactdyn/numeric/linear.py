@@ -8,7 +8,9 @@ the full system as z = -2 eta u, the u are the roots of the secular function
 one in each gap (lambda_{k+1}, lambda_k) and one below lambda_L; the same u are the roots of the
 shifted characteristic polynomial of the moment hierarchy.  Then
     eps_g(alpha) = (1/2) sum_j coef_j exp(-2 eta u_j alpha)
-with coef_j = T(u_j) / S2(u_j) (eigenmode route) or F(u_j) / p~'(u_j) (moment route).
+with coef_j = T(u_j) / S2(u_j) (eigenmode route) or F(u_j) / p~'(u_j) (moment route).  The eigenmode
+route's O(L^2) sums run either from Python over object arrays of balls or, when FLINT's library can
+be loaded, in compiled ball loops (`linear_kernel`) with O(1) Python ball operations per root.
 """
 from dataclasses import dataclass
 import math
@@ -24,6 +26,7 @@ from .certify import certify
 from ..spectrum import Spectrum, sequence
 
 ROUTES = ("mode", "moment")
+FINE_BITS = 64  # extra bits of the eigenvalues in the compiled route (lambda_k - u next to a pole)
 MAX_BITS = 1 << 22
 
 
@@ -105,9 +108,10 @@ def float_roots(lam, rho, eta):
 
 def _newton_in_bracket(f_and_df, lo, hi, guess, bits, increasing):
     """A certified root ball in (lo, hi) of a function monotone there: safeguarded Newton on exact
-    midpoints until the step or the function's own ball says no more can be had, then a sign
-    change checked with balls."""
+    midpoints until the step or the function's own ball says no more can be had, then one interval
+    Newton step on a ball X inside the bracket: u - f(u)/f'(X) inside X proves the one root there."""
     u = guess if lo < guess < hi else (lo + hi) / 2
+    bracket = (lo, hi)
     tol = flint.arb(2) ** (-(bits - 16))
     step = abs(hi - lo)
     noise = flint.arb(0)
@@ -130,12 +134,16 @@ def _newton_in_bracket(f_and_df, lo, hi, guess, bits, increasing):
             break
     width = max(abs(step).mid() * 4, noise * 4, (tol * abs(u)).mid())
     for _ in range(6):
-        a, b = (u - width).mid(), (u + width).mid()
-        fa, fb = f_and_df(a)[0], f_and_df(b)[0]
-        if (fa < 0 and fb > 0) if increasing else (fa > 0 and fb < 0):
-            return flint.arb(u, width)
+        X = flint.arb(u, width)
+        if not (bracket[0] < X and X < bracket[1]):
+            break  # a root proved outside the bracket would belong to another gap
+        fu, dX = f_and_df(flint.arb(u))[0], f_and_df(X)[1]
+        if not dX.contains(0):
+            newton = u - fu / dX
+            if X.contains(newton):
+                return newton
         width *= 16
-    raise PrecisionError("a root could not be certified at this precision")
+    raise PrecisionError("a root could not be certified inside its bracket at this precision")
 
 
 def _mode_route(lam, rho, d0, eta, guesses, bottom, bits):
@@ -180,6 +188,70 @@ def _mode_route(lam, rho, d0, eta, guesses, bottom, bits):
             raise PrecisionError("a root could not be certified at this precision")
         roots.append(newton)
         coefs.append((b_v * inv).sum() / s2)
+    return roots, coefs, 2 / sum((r * x for r, x in zip(rho, lam)), flint.arb(0))
+
+
+def _kernel_mode_route(lam, rho, d0, eta, bottom, bits, lam_fine):
+    """The eigenmode route with its O(L^2) sums in compiled FLINT ball loops (`linear_kernel`).
+
+    At each approximate root u (an exact point) the kernel returns balls G = g(u), T(u), S2(u) = g'(u),
+    T1 = T'(u), S3 = S2'(u)/2 and the distances to the poles around u, dmin >= their lower bounds
+    (every |lambda_k - u| >= dmin).  With delta0 >= |G| / S2(u), rho = 2 delta0 / dmin <= 1/4 and
+    delta = delta0 (1 + rho)^2 < rho dmin, each term a_k / (lambda_k - v)^2 on X = [u - delta, u + delta]
+    lies within the factors (1 -+ rho)^-2 of its value at u, so g' >= S2(u) / (1 + rho)^2 on X and
+    g(u + delta) >= g(u) + delta0 S2(u) >= 0 >= g(u - delta): the gap's one root is r = u + t in X, and
+    by the mean value theorem t = -G / (S2 K) with K = [(1 + rho)^-2, (1 - rho)^-2].  Expanding in
+    s = t / (lambda_k - u), |s| <= rt = |t| / dmin: 1/(1 - s) = 1 + s + R1, |R1| <= rt^2 / (1 - rt), and
+    (1 - s)^-2 = 1 + 2 s + R2, |R2| <= 3 rt^2 / (1 - rt)^2, so
+        T(r) = T + T1 t +- sum|b_k| / dmin * rt^2 / (1 - rt),   S2(r) = S2 + 2 S3 t +- S2 * 3 rt^2 / (1 - rt)^2,
+    and coef = T(r) / S2(r).  A root that this cannot certify raises PrecisionError (more bits).
+    ``lam_fine``: the same eigenvalues as balls at FINE_BITS more bits (for the differences next to a pole)."""
+    from . import linear_kernel as kernel
+
+    L = len(lam)
+    a = [eta / 2 * r * x * x for r, x in zip(rho, lam)]
+    b = [x * d for x, d in zip(lam, d0)]
+    lam_hi, lam_lo = kernel.split(lam)
+    a_hi, a_lo = kernel.split(a)
+    mu_hi, mu_lo = kernel.approximate_roots(lam_hi, lam_lo, a_hi, a_lo, float(bottom), L)
+    if not (np.all(np.isfinite(mu_hi)) and np.all(np.isfinite(mu_lo))):
+        raise PrecisionError("the approximate roots are not finite")
+    b_norm = sum((abs(x) for x in b), flint.arb(0)).upper()
+    fine, low = bits + FINE_BITS, max(64, bits - 96)
+    with working_precision(fine):
+        centers = [(x - float(h) - float(l)).mid() for x, h, l in zip(lam_fine, mu_hi, mu_lo)]
+    # A root whose correction t is not below 2^-(bits/2 + 16) of its pole distance is recentred at
+    # u + t and summed again (double-double centres hold ~100 bits; more digits need this).
+    wanted = flint.arb(2) ** -(bits // 2 + 16)
+    roots, coefs, todo = [None] * L, [None] * L, list(range(L))
+    for _ in range(8):
+        if not todo:
+            break
+        again = []
+        for j, (G, T, S2, T1, S3, above, below, u) in zip(todo, kernel.root_sums(lam_fine, a, b, todo,
+                                                                                 [centers[j] for j in todo],
+                                                                                 bits, fine, low)):
+            dmin = above.lower() if j == L - 1 else min(above.lower(), (-below).lower())
+            S2lo = S2.lower()
+            if not (dmin > 0 and S2lo > 0 and G.is_finite()):
+                raise PrecisionError("a root could not be certified at this precision")
+            delta0 = (abs(G).upper() / S2lo).upper()
+            rho_ = (2 * delta0 / dmin).upper()
+            if not rho_ <= flint.arb("0.25"):
+                raise PrecisionError("a root could not be certified at this precision")
+            t = -G / (S2 * (1 / (1 + rho_) ** 2).union(1 / (1 - rho_) ** 2))
+            rt = (abs(t).upper() / dmin).upper()
+            if rt > wanted:
+                with working_precision(fine):
+                    centers[j] = (u + t.mid()).mid()
+                again.append(j)
+                continue
+            T_r = T + T1 * t + flint.arb(0, (b_norm / dmin * rt ** 2 / (1 - rt)).upper())
+            S2_r = S2 + 2 * S3 * t + flint.arb(0, (S2.upper() * 3 * rt ** 2 / (1 - rt) ** 2).upper())
+            roots[j], coefs[j] = u + t, T_r / S2_r
+        todo = again
+    if todo:
+        raise PrecisionError("a root could not be certified at this precision")
     return roots, coefs, 2 / sum((r * x for r, x in zip(rho, lam)), flint.arb(0))
 
 
@@ -239,7 +311,7 @@ def _alpha_list(alpha):
 
 
 def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, route="mode",
-                 trainable=None, source=0, max_bits=MAX_BITS):
+                 trainable=None, source=0, max_bits=MAX_BITS, compiled=None, max_seconds=None):
     """eps_g(alpha) of the linear network (loss 1/2 (sigma - zeta)^2, K = M = 1), certified to `digits`.
 
     ``initial``: d^k at alpha = 0 per eigenvalue group (default: the expected value for
@@ -248,7 +320,10 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
     ``source``: sum lambda d of error directions outside the spectrum that the student cannot
     reach (eigenmode route), e.g. the teacher's part outside a trainable subspace.  The working
     precision starts from an estimate and is doubled until every eps_g ball pins down `digits`
-    digits (PrecisionError past `max_bits`).
+    digits (PrecisionError past `max_bits`).  ``compiled``: the eigenmode route's sums in compiled
+    FLINT ball loops (True), from Python (False), or compiled when available (None); the solution's
+    ``route`` says which ran ('mode-compiled' or 'mode').  ``max_seconds``: refuse up front a request
+    estimated to take longer (the message gives the estimate).
     """
     started = time.perf_counter()
     if not isinstance(spectrum, Spectrum):
@@ -256,6 +331,8 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
                             f"{type(spectrum).__name__}")
     if route not in ROUTES:
         raise ExactdynError(f"unknown route {route!r}: choose {' or '.join(ROUTES)}")
+    if not (compiled is None or compiled is True or compiled is False):
+        raise ExactdynError(f"compiled must be True, False or None (automatic), got {compiled!r}")
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 100_000:
         raise ExactdynError(f"digits must be a whole number from 1 to 100000, got {digits!r}")
     eta_q = to_fmpq(eta, "eta")
@@ -274,42 +351,95 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
         raise ExactdynError(f"the error source must be >= 0, got {source}")
     if (trainable is not None or source_q != 0) and route != "mode":
         raise ExactdynError("feature scaling (trainable, source) is solved by the eigenmode route")
-    lam_f, rho_f = spectrum.floats()
+    with working_precision(64):
+        lam_f = [float(x.mid()) for x in _eigenvalue_balls(spectrum)]
+        rho_f = [float(_ball(w).mid()) for w in spectrum.weights]
     if not all(math.isfinite(x) and x > 0 for x in lam_f):
         raise ExactdynError("eigenvalues must be positive and within float range for the root brackets")
     n_train = L if trainable is None else trainable
-    guesses = float_roots(lam_f[:n_train], rho_f[:n_train], float(eta_q))
-    bits = _start_bits(route, digits, lam_f)
+    use_kernel = route == "mode" and compiled is not False and _kernel_available(compiled)
+    if use_kernel and not all(1e-150 < x < 1e150 for x in lam_f):
+        if compiled:
+            raise ExactdynError("the compiled route needs eigenvalues between 1e-150 and 1e150")
+        use_kernel = False
+    route_ran = "mode-compiled" if use_kernel else route
+    bits = _start_bits(route_ran, digits, lam_f)
     if bits > max_bits:
         raise PrecisionError(f"{digits} digits need at least {bits} bits here, more than the {max_bits} allowed")
+    _refuse_costly(route_ran, n_train, bits, len(alphas), max_seconds)
+    guesses = None if use_kernel else float_roots(lam_f[:n_train], rho_f[:n_train], float(eta_q))
     if spectrum.prec is not None and spectrum.prec < bits:
         raise ExactdynError(f"the spectrum's balls ({spectrum.prec} bits) are too coarse: "
                             f"build it with prec >= {bits}")
 
     def evaluate(precision):
         with working_precision(precision):
-            return _evaluate(spectrum, eta_q, alphas, d0, guesses, route, precision, n_train, source_q)
+            return _evaluate(spectrum, eta_q, alphas, d0, guesses, route_ran, precision, n_train, source_q)
 
     ceiling = max_bits if spectrum.prec is None else min(max_bits, spectrum.prec)
     (eps, rates, coefs, plateau, limit), bits = certify(evaluate, digits, balls=lambda result: result[0],
                                                         start_bits=bits, max_bits=ceiling)
     stable = all(r < 0 for r in rates)
-    return LinearSolution(alphas, tuple(eps), digits, route, bits, limit, tuple(rates), tuple(coefs), plateau,
+    return LinearSolution(alphas, tuple(eps), digits, route_ran, bits, limit, tuple(rates), tuple(coefs), plateau,
                           "ok" if stable else "unstable", time.perf_counter() - started)
 
 
+def _kernel_available(compiled):
+    from . import linear_kernel
+
+    if compiled and not linear_kernel.AVAILABLE:
+        raise ExactdynError("the compiled route needs python-flint's FLINT library, which could not be loaded")
+    return linear_kernel.AVAILABLE
+
+
+# Measured (bench/bench_linear.py, 2 cores): seconds per root-term pair at 128 bits for the compiled
+# sums (float stage included) and per ball operation from Python; the cost grows like bits^1.6.
+_COMPILED_PAIR = 4e-7
+_PYTHON_OP = 2e-6
+
+
+def estimate_seconds(route, L, bits, n_alpha):
+    """A rough (factor ~3) time estimate of one solve at `bits` bits, for refusing requests up front."""
+    scale = max(1.0, bits / 128) ** 1.6
+    if route == "mode-compiled":
+        return (_COMPILED_PAIR * L * L + 1.5e-6 * L * n_alpha) * scale
+    if route == "mode":
+        return _PYTHON_OP * (12 * L * L + 4 * L * n_alpha) * scale
+    return _PYTHON_OP * L * (L * bits / 64 + 4 * n_alpha) * scale
+
+
+def _refuse_costly(route, L, bits, n_alpha, max_seconds):
+    if max_seconds is None:
+        return
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0:
+        raise ExactdynError(f"max_seconds must be a positive number, got {max_seconds!r}")
+    seconds = estimate_seconds(route, L, bits, n_alpha)
+    if seconds > max_seconds:
+        raise ExactdynError(f"this solve ({route} route, L = {L}, {bits} bits) would take about {seconds:.2g} s "
+                            f"(estimated; limit {max_seconds:g} s): ask for fewer digits or a smaller L")
+
+
 def _start_bits(route, digits, lam_f):
-    """The working precision to start from: the moment route pays for the Vandermonde conditioning."""
+    """The working precision to start from: the moment route pays for the Vandermonde conditioning;
+    the compiled sums start at two limbs (128 bits) when that can hold the digits."""
     L = len(lam_f)
+    if route == "mode-compiled":
+        return max(128, bits_for_digits(digits) + 8)
     if route == "mode":
         return bits_for_digits(digits) + 64 + 4 * max(L, 1).bit_length()
     spread = math.log2(max(lam_f) / min(lam_f)) if L > 1 else 0.0
     return bits_for_digits(digits) + int(1.3 * L * spread) + 64
 
 
+def _eigenvalue_balls(spectrum):
+    """scale * base[l] as balls at the working precision (never the exact products, which grow like L bits each)."""
+    scale = _ball(spectrum.scale)
+    return [scale * _ball(b) for b in spectrum.base]
+
+
 def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train, source):
     eta = flint.arb(eta_q)
-    lam = [_ball(x) for x in spectrum.eigenvalues]
+    lam = _eigenvalue_balls(spectrum)
     rho = [_ball(w) for w in spectrum.weights]
     d0b = [_ball(x) for x in d0]
     plateau = flint.arb(0)
@@ -324,7 +454,11 @@ def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train, source
         lam, rho = lam[:n_train], rho[:n_train]
     # below the lowest root: g(u) < -1 + sum_k a_k / (lambda_L - u) there
     bottom = (lam[-1] - sum((eta / 2 * r * x * x for r, x in zip(rho, lam)), flint.arb(0)) - 1).mid() - 1
-    if route == "mode":
+    if route == "mode-compiled":
+        with working_precision(bits + FINE_BITS):
+            lam_fine = _eigenvalue_balls(spectrum)[:len(lam)]
+        roots, coefs, limit = _kernel_mode_route(lam, rho, d0b, eta, bottom, bits, lam_fine)
+    elif route == "mode":
         roots, coefs, limit = _mode_route(lam, rho, d0b, eta, guesses, bottom, bits)
     else:
         L = len(lam)
@@ -337,6 +471,11 @@ def _evaluate(spectrum, eta_q, alphas, d0, guesses, route, bits, n_train, source
             powers = [p * x for p, x in zip(powers, lam)]
         roots, coefs, limit = _moment_route(lam, c, tau, D0, eta, guesses, bottom, bits)
     rates = [-2 * eta * u for u in roots]
+    a_balls = [flint.arb(flint.fmpq(a.numerator, a.denominator)) for a in alphas]
+    if route == "mode-compiled":
+        from .linear_kernel import alpha_sums
+
+        return [plateau + s / 2 for s in alpha_sums(rates, coefs, a_balls, bits)], rates, coefs, plateau, limit
     eps = []
     for a in alphas:
         a_ball = flint.arb(flint.fmpq(a.numerator, a.denominator))
