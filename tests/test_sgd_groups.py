@@ -1,15 +1,21 @@
 """The per-group overlap chain (exactdyn.simulate.chain): its law against the N-dimensional SGD, and its
 mean against the ODE through plateau and escape."""
+import csv
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from exactdyn import ExactdynError, power_law
-from exactdyn.problem import Problem
+from exactdyn.problem import InitialState, Problem
 from exactdyn.simulate import chain
-from exactdyn.simulate.sgd import group_sizes, simulate
+from exactdyn.simulate.sgd import group_sizes, simulate, simulate_curve
+from exactdyn.solve import solve
 from exactdyn.symbolic.conventions import output_weight
 
+DATA = Path(__file__).resolve().parents[1] / "notebooks" / "data"
 FALSE_ALARM = 0.01  # family-wise, two-sided, Bonferroni over every compared statistic
 
 
@@ -110,6 +116,37 @@ def test_chain_law_linear_network_from_zero_student():
     gate = norm.ppf(1 - FALSE_ALARM / (2 * z.size))
     print(f"gate {gate:.2f}, largest |z| {np.abs(z).max():.2f}")
     assert np.all(np.abs(z) < gate), (gate, z)
+
+
+def test_chain_mean_follows_the_ode_through_plateau_and_escape():
+    """erf K = M = 2, L = 4, eta = 1/2, N = 4096, sigma_J = 1/100, 16 data seeds from one weight draw: the
+    plateau (eps_g ~ 0.0144 from alpha ~ 20 to ~ 120), the escape and the decay after it.  The ODE from the
+    draw's overlaps is the seeds' mean within the gate (Student's t, 15 degrees of freedom, 1% family-wise
+    over the 6 points) at every alpha > 0; a prediction 3% off fails it.  This is the setting of
+    bench/sgd_plateau_runs.py at L = 4: its committed CSVs (notebooks/erf_sgd.ipynb reads them) must hold
+    the same numbers for seeds 0-7 and the ODE."""
+    L, N, S, alpha = 4, 4096, 16, [0, 20, 60, 100, 140, 180, 240]
+    problem = Problem("erf", 2, 2, power_law(L, 1), "1/2")
+    sgd = simulate_curve(problem, alpha, N=N, seeds=range(S), sigma_J="1/100", init_seed=1)  # auto: the chain
+    ode = solve(problem, InitialState.draw(problem, N, seed=1, sigma_J="1/100"), alpha)
+    assert ode.ok and min(ode.digits) >= 5
+    predicted = np.array(ode.floats())
+    assert abs(sgd.mean[0] / predicted[0] - 1) < 1e-9  # the same overlaps at alpha = 0
+    assert sgd.mean[2] > 0.9 * sgd.mean[1] and sgd.mean[-1] < 0.2 * sgd.mean[2]  # a plateau, then the escape
+    gate = student_t.ppf(1 - FALSE_ALARM / (2 * (len(alpha) - 1)), S - 1)
+    z = (sgd.mean[1:] - predicted[1:]) / sgd.stderr[1:]
+    print(f"gate {gate:.2f}; SGD - ODE in standard errors: {np.round(z, 2)}")
+    assert np.all(np.abs(z) < gate), z
+    for sign in (1, -1):
+        assert np.max(np.abs((sgd.mean[1:] - (1 + sign * 0.03) * predicted[1:]) / sgd.stderr[1:])) >= gate
+    with open(DATA / "erf_sgd_L4.csv", newline="") as f:
+        stored = {(int(r["seed"]), float(r["alpha"])): float(r["eps_g"]) for r in csv.DictReader(f)}
+    for s in range(8):
+        assert np.allclose([stored[s, a] for a in alpha], sgd.eps_g[:, s], rtol=1e-9, atol=0)
+    with open(DATA / "erf_ode_L4.csv", newline="") as f:
+        stored = {float(r["alpha"]): (float(r["eps_g"]), int(r["digits"])) for r in csv.DictReader(f)}
+    for a, e in zip(alpha, predicted):
+        assert abs(stored[a][0] / e - 1) <= 10.0 ** -min(stored[a][1], min(ode.digits))
 
 
 def test_chain_refuses_what_it_cannot_run():
