@@ -14,7 +14,7 @@ from exactdyn.cli import main
 from exactdyn.problem import InitialState, Problem
 from exactdyn.simulate.sgd import simulate
 from exactdyn.solve import solve
-from exactdyn.symbolic import serialize
+from exactdyn.symbolic import expectations, serialize
 from exactdyn.symbolic.expectations import Relu, activation_from_name, slot_covariance
 
 RELU = Relu()
@@ -86,6 +86,39 @@ def test_orthant_probabilities_are_derived_sums_of_arcsines():
     C = np.array([[2.0, 1, 1], [1, 2, 1], [1, 1, 2]])
     assert _at(RELU.expectation((1, 1, 1)), C) == pytest.approx(0.25, rel=1e-15)
     assert RELU.closed_form((1, 1, 1)).has(sp.asin) and not RELU.closed_form((1, 1, 1)).has(sp.Integral)
+
+
+def _pattern(factors):
+    """The closed form of a factor pattern over distinct fields, in slot_covariance's symbols."""
+    n = len(factors)
+    S, C = expectations._field_covariance(n), slot_covariance(n)
+    return expectations._relu_closed_form(factors).xreplace({S[a, b]: C[a, b] for a in range(n) for b in range(a, n)})
+
+
+T0, T1, T2, D = ("theta", 0), ("theta", 1), ("theta", 2), ("delta", 0)
+# Price's theorem, d/dC_ab E[F] = E[d_a d_b F] (a != b) and d/dC_aa E[F] = E[d_a^2 F] / 2, links patterns
+# that the derivation reaches by other routes (Stein's lemma, conditioning on delta factors);
+# d(u theta) = theta, d theta = delta, d^2(u^2 theta) = 2 theta.  (pattern, (a, b), its derivative, factor)
+PRICE = [((T1, T1), (0, 1), (T0, T0), 1), ((T1, T1), (0, 0), (D, T1), sp.Rational(1, 2)),
+         ((T0, T1, T1), (1, 2), (T0, T0, T0), 1), ((T0, T1, T1), (0, 1), (D, T0, T1), 1),
+         ((T0, T0, T1), (1, 2), (T0, D, T0), 1), ((T0, T0, T2), (2, 2), (T0, T0, T0), 1),
+         ((T0, T0, T2), (0, 2), (D, T0, T1), 2), ((T0, T2), (0, 1), (D, T1), 2)]
+
+
+def test_closed_forms_obey_price_theorem_to_30_digits():
+    """Each identity at two random covariances to 1e-28 relative (30-digit evaluation); the same
+    comparison sees a 1e-6 relative change."""
+    rng = np.random.default_rng(2)
+    for pattern, (a, b), derivative, factor in PRICE:
+        n = len(pattern)
+        C = slot_covariance(n)
+        lhs, rhs = sp.diff(_pattern(pattern), C[a, b]), factor * _pattern(derivative)
+        for _ in range(2):
+            F = _random_fields(n, rng)
+            point = {C[i, j]: sp.Rational(F[i, j]) for i in range(n) for j in range(i, n)}
+            left, right = lhs.xreplace(point).evalf(40), rhs.xreplace(point).evalf(40)
+            assert abs(left - right) <= 1e-28 * abs(right), (pattern, (a, b), left, right)
+            assert abs(left - right * (1 + sp.Rational(1, 10 ** 6))) > 1e-28 * abs(right)
 
 
 def test_four_distinct_fields_are_refused():
