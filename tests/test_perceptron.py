@@ -231,3 +231,15 @@ def test_jacobian_against_differences():
     f = lambda v: np.concatenate(rhs(model, v[:4], v[4:], t))
     numeric = np.stack([(f(y + h * e) - f(y - h * e)) / (2 * h) for e in np.eye(8)], axis=1)
     assert np.max(np.abs(jacobian(model, r, q, t) - numeric)) < 1e-6 * np.max(np.abs(numeric))
+
+
+def test_groups_of_one_eigenvalue_add_up_to_the_isotropic_model():
+    """Two groups with the same eigenvalue and an uneven start: their sums r_1 + r_2, q_1 + q_2 follow
+    the one-group (isotropic) ODE, which the per-group regression coefficients must reproduce."""
+    split = Perceptron("logistic", (1.0, 1.0), (0.3, 0.7), Perceptron.on("logistic", isotropic(), 1).eta)
+    one = Perceptron.on("logistic", isotropic(), 1)
+    start = State(np.array([0.2, -0.05]), np.array([0.9, 0.3]), np.array([0.3, 0.7]))
+    a = solve(split, start, [0.5, 2, 8], verify=False)
+    b = solve(one, State(start.r.sum(keepdims=True), start.q.sum(keepdims=True), np.ones(1)), [0.5, 2, 8],
+              verify=False)
+    assert np.allclose(a.r.sum(1), b.r[:, 0], rtol=1e-7) and np.allclose(a.q.sum(1), b.q[:, 0], rtol=1e-7)
