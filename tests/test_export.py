@@ -189,3 +189,11 @@ def test_erf_itself_prints_in_each_language(tmp_path):
     assert lib.exactdyn_eps_g(y, p) == pytest.approx(9 * expected**2, rel=1e-15)
     text = julia_code(toy, None)
     assert "using SpecialFunctions: erf" in text and "sqrt(2)" in text
+
+
+@pytest.mark.parametrize("fmt", ["python", "c", "julia"])
+def test_quadrature_activations_are_refused_in_one_line(fmt, capsys):
+    """tanh's expectations have no closed form: exported code cannot carry them (one line, exit 2)."""
+    assert main(["derive", "--activation", "tanh", "--K", "1", "--M", "1", "--L", "1", "--format", fmt]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "TanhGaussian is evaluated by quadrature" in err

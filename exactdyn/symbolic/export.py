@@ -78,6 +78,11 @@ def _show(printer, language):
         inexact = expr.atoms(sp.Float) | (expr.atoms(sp.NumberSymbol) - {sp.pi})
         if inexact:
             raise ExactdynError(f"no exact {language} form for {sorted(map(str, inexact))}")
+        unevaluated = sorted({type(f).__name__ for f in expr.atoms(sp.core.function.AppliedUndef, sp.Function)
+                              if not hasattr(sp, type(f).__name__)})
+        if unevaluated:
+            raise ExactdynError(f"{language} export needs closed-form expectations; {', '.join(unevaluated)} "
+                                "is evaluated by quadrature (tanh, sigmoid), which exported code does not carry")
         try:
             return printer.doprint(expr)
         except PrintMethodNotImplementedError as err:
