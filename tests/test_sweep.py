@@ -109,7 +109,7 @@ def test_bad_options(options, message, tmp_path):
     (["--eta", "0.1,,0.2", "--alpha", "1"], "comma-separated numbers"),
     (["--eta", "abc", "--alpha", "1"], "must be a number"),
     (["--L", "0", "--alpha", "1"], "L must be a whole number >= 1"),
-    (["--activation", "relu", "--alpha", "1"], "unknown activation"),
+    (["--activation", "swish", "--alpha", "1"], "unknown activation"),
     (["--eta", "0.1"], "needs --alpha"),
     (["--alpha", "1", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the dask scheduler"),
 ])
