@@ -93,7 +93,9 @@ def sample(L, roots):
         mu_hi, mu_lo = kernel.approximate_roots(lam_hi, lam_lo, a_hi, a_lo, bottom, roots)
         out["float_roots_per_root"] = (time.perf_counter() - t) / roots
         t = time.perf_counter()
-        sums = kernel.root_sums(fine, a, b, mu_hi, mu_lo, bits, bits + FINE_BITS)
+        with working_precision(bits + FINE_BITS):
+            centers = [(x - float(h) - float(l)).mid() for x, h, l in zip(fine, mu_hi, mu_lo)]
+        sums = kernel.root_sums(fine, a, b, list(range(roots)), centers, bits, bits + FINE_BITS, 64)
         out["ball_sums_per_root"] = (time.perf_counter() - t) / roots
         out["finite"] = all(x.is_finite() for row in sums for x in row)
         rates = [-2 * eta * lam[j % roots] for j in range(L)]  # stand-ins of the right size for the alpha sums

@@ -103,3 +103,16 @@ def test_refused_up_front_with_an_estimate():
         solve_linear(spec, "0.5", [1], digits=100_000, max_bits=1 << 16)
     with pytest.raises(ExactdynError, match="compiled must be"):
         solve_linear(spec, "0.5", [1], compiled="yes")
+
+
+def test_an_uncertifiable_compiled_run_falls_back_to_the_ball_route(monkeypatch):
+    from exactdyn.numeric import linear
+
+    def fail(*args):
+        raise PrecisionError("planted")
+
+    monkeypatch.setattr(linear, "_kernel_mode_route", fail)
+    spec = power_law(8, 1)
+    assert solve_linear(spec, "0.5", [1], digits=20).route == "mode"
+    with pytest.raises(PrecisionError):
+        solve_linear(spec, "0.5", [1], digits=20, compiled=True, max_bits=1024)

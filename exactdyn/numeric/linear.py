@@ -372,13 +372,25 @@ def solve_linear(spectrum, eta, alpha, *, sigma_J=0, initial=None, digits=30, ro
         raise ExactdynError(f"the spectrum's balls ({spectrum.prec} bits) are too coarse: "
                             f"build it with prec >= {bits}")
 
-    def evaluate(precision):
-        with working_precision(precision):
-            return _evaluate(spectrum, eta_q, alphas, d0, guesses, route_ran, precision, n_train, source_q)
+    def run(route_now, guesses, start, ceiling):
+        def evaluate(precision):
+            with working_precision(precision):
+                return _evaluate(spectrum, eta_q, alphas, d0, guesses, route_now, precision, n_train, source_q)
+
+        return certify(evaluate, digits, balls=lambda result: result[0], start_bits=start, max_bits=ceiling)
 
     ceiling = max_bits if spectrum.prec is None else min(max_bits, spectrum.prec)
-    (eps, rates, coefs, plateau, limit), bits = certify(evaluate, digits, balls=lambda result: result[0],
-                                                        start_bits=bits, max_bits=ceiling)
+    try:
+        # chosen automatically, the compiled route gets three doublings before the ball route takes over
+        (eps, rates, coefs, plateau, limit), bits = run(route_ran, guesses, bits,
+                                                        min(ceiling, 8 * bits) if compiled is None else ceiling)
+    except PrecisionError:
+        if not (use_kernel and compiled is None):
+            raise
+        route_ran = route
+        bits = _start_bits(route, digits, lam_f)
+        (eps, rates, coefs, plateau, limit), bits = run(
+            route, float_roots(lam_f[:n_train], rho_f[:n_train], float(eta_q)), bits, ceiling)
     stable = all(r < 0 for r in rates)
     return LinearSolution(alphas, tuple(eps), digits, route_ran, bits, limit, tuple(rates), tuple(coefs), plateau,
                           "ok" if stable else "unstable", time.perf_counter() - started)
