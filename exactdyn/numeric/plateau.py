@@ -275,3 +275,122 @@ def curve_plateau(alpha, eps):
     if below.size == 0:
         return None
     return float(alpha[start]), float(height), float(alpha[start + below[0]] - alpha[start])
+
+
+@dataclass(frozen=True)
+class FloatPlateau:
+    """The plateau in float64 (`float64_plateau`): ``state`` in the system's order, eps_g there, the
+    Jacobian's eigenvalues by descending real part, the escape rate (the largest real part) and the
+    teacher overlaps it was found for (exact)."""
+
+    state: tuple
+    eps_g: float
+    eigenvalues: tuple
+    escape_rate: float
+    teacher: tuple
+
+    def start(self, problem, deviation=0, seed=0):
+        """The plateau as an InitialState of `problem` (the values rounded once to exact rationals),
+        every r^k_in moved by deviation * rho_k * G_in, G a seeded K x M normal draw: a
+        symmetry-breaking kick of size `deviation` (with a symmetric part, which decays)."""
+        d = to_fraction(deviation, "deviation")
+        system = derive(problem.structure, "mode")
+        if len(system.states) != len(self.state) or len(self.teacher) != problem.L:
+            raise ExactdynError("this plateau belongs to another problem")
+        G = np.random.default_rng(seed).normal(size=(problem.K, problem.M))
+        rho = [exact(w) for w in problem.spectrum.weights]
+        r = [[[0] * problem.M for _ in range(problem.K)] for _ in range(problem.L)]
+        q = [[[0] * problem.K for _ in range(problem.K)] for _ in range(problem.L)]
+        for (kind, k, a, b), v in zip(system.layout, self.state):
+            if kind == "r":
+                r[k - 1][a - 1][b - 1] = exact(v) + d * rho[k - 1] * exact(G[a - 1, b - 1])
+            else:
+                q[k - 1][a - 1][b - 1] = q[k - 1][b - 1][a - 1] = exact(v)
+        return InitialState(r, q, self.teacher)
+
+    def escape_time(self, deviation):
+        """alpha for a symmetry-breaking deviation `deviation` to grow by 1/deviation (float64)."""
+        d = float(to_fraction(deviation, "deviation"))
+        if not 0 < d < 1:
+            raise ExactdynError(f"the deviation must lie between 0 and 1, got {deviation}")
+        return float(np.log(1 / d) / self.escape_rate)
+
+
+def float64_plateau(problem, teacher=None, *, guess_alpha=400):
+    """`find_plateau` in float64 for large L (the MPFR route's Jacobian has (7L)^2 entries for
+    K = M = 2 and takes minutes from L = 32): the same reduced Newton iteration on the grouped form's
+    exact Jacobian (L blocks and a border, `numeric.grouped`), all eigenvalues by LAPACK.  No digits
+    are vouched for here: the tests compare it with `find_plateau`."""
+    _check_request(problem, 15)
+    t = teacher_overlaps(problem, teacher)
+    system = derive(problem.structure, "mode")
+    form = grouped.group_form(system)
+    if form is None:
+        raise ExactdynError("this problem's equations have no grouped form: use find_plateau")
+    zeros = lambda rows, cols: [[[0] * cols for _ in range(rows)] for _ in range(problem.L)]
+    arrow = grouped._Arrowhead(form, _params(problem, system, t, zeros(problem.K, problem.M),
+                                             zeros(problem.K, problem.K), problem.eta)[1])
+    n, order = arrow.n, form.states.ravel()
+    # d(aggregates)/d(groups): the Jacobian of the system itself is the blocks' plus border times this
+    weights = arrow.weights.transpose(1, 0, 2).reshape(arrow.m, n)
+
+    def field(y):
+        groups = y[form.states]
+        z = np.concatenate([groups.ravel(), arrow.aggregates(groups)])
+        full = arrow.jacobian(0, z).toarray()
+        f, jac = np.empty(n), np.empty((n, n))
+        f[order] = arrow.rhs(0, z)[:n]
+        jac[np.ix_(order, order)] = full[:n, :n] + full[:n, n:] @ weights
+        return f, jac, z[n:]
+
+    expand, rows = _layout(system, problem.M)
+    spread = np.zeros((n, len(rows)))
+    spread[np.arange(n), expand] = 1
+    y = np.array([float(v) for v in _guess(problem, system, t, to_fraction(guess_alpha, "guess_alpha"))])
+    v, polished = y[rows], False
+    for _ in range(MAX_NEWTON):
+        f, jac, _ = field(spread @ v)
+        step = np.linalg.solve(jac[rows] @ spread, f[rows])
+        v = v - step
+        if polished:
+            break
+        # quadratic convergence: one step past 1e-9 reaches the rounding floor (~1e-14 here)
+        polished = np.abs(step).max() <= 1e-9 * max(1.0, np.abs(v).max())
+    else:
+        raise PrecisionError(f"Newton's method did not converge on the float64 plateau in {MAX_NEWTON} steps")
+    y = spread @ v
+    f, jac, aggregates = field(y)
+    eps = form.eps(np.ascontiguousarray(aggregates[:, None]), pars=np.ascontiguousarray(arrow.pars[:form.eps.nparams, :1]))[0][0]
+    values = np.linalg.eigvals(jac)
+    values = values[np.argsort(-values.real)]
+    return FloatPlateau(tuple(y.tolist()), float(eps), tuple(values.tolist()), float(values[0].real), t)
+
+
+def plateau_length(alpha, eps, height, band=Fraction(1, 20)):
+    """(entry, exit) of the plateau at `height` in a learning curve sampled on a grid: entry where eps
+    first comes within `band` (relative) of the height, exit where it first falls below
+    (1 - band) height after that, each linearly interpolated between grid points; None when the
+    curve never enters or never leaves the band."""
+    alpha, eps = np.asarray(alpha, float), np.asarray(eps, float)
+    b = float(to_fraction(band, "band"))
+    if not 0 < b < 1:
+        raise ExactdynError(f"the band must lie between 0 and 1, got {band}")
+    if not (alpha.ndim == eps.ndim == 1 and len(alpha) == len(eps) >= 2 and np.all(np.diff(alpha) > 0)):
+        raise ExactdynError("alpha must increase and match eps point by point")
+    h = float(height)
+    inside = np.nonzero(np.abs(eps / h - 1) <= b)[0]
+    if inside.size == 0:
+        return None
+    first = inside[0]
+    below = np.nonzero(eps[first:] < (1 - b) * h)[0]
+    if below.size == 0:
+        return None
+    last = first + below[0]
+
+    def crossing(i, level):  # alpha where eps crosses `level` between grid points i - 1 and i
+        if i == 0:
+            return float(alpha[0])
+        a0, a1, e0, e1 = alpha[i - 1], alpha[i], eps[i - 1], eps[i]
+        return float(a0 + (a1 - a0) * (level - e0) / (e1 - e0))
+    entry = crossing(first, (1 + b) * h if eps[first - 1 if first else 0] > h else (1 - b) * h)
+    return entry, crossing(last, (1 - b) * h)
