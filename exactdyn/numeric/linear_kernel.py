@@ -81,6 +81,8 @@ arb_inv = _extern("arb_inv", _p, _p, _s)
 arb_mul = _extern("arb_mul", _p, _p, _p, _s)
 arb_exp = _extern("arb_exp", _p, _p, _s)
 arb_set = _extern("arb_set", _p, _p)
+arb_swap = _extern("arb_swap", _p, _p)
+arb_zero = _extern("arb_zero", _p)
 arb_get_mid_arb = _extern("arb_get_mid_arb", _p, _p)
 arb_dot = _extern("arb_dot", _p, _p, types.intc, _p, _s, _p, _s, _s, _s)
 
@@ -227,32 +229,42 @@ def approximate_roots(lam_hi, lam_lo, a_hi, a_lo, bottom, n_roots):
 FIELDS = 8  # per root: g, T, S2, T1, S3, lambda_j - u, lambda_{j+1} - u, u
 
 
+BLOCK = 512  # terms per block of the inner loop: the per-thread work vectors stay in cache
+
+
 @njit(parallel=True, cache=True)
 def _root_sums(lam, a, b, index, centers, out, work, L, prec, low):
     n = index.size
     for i in prange(n):
         j = index[i]
-        base = work + numba.get_thread_id() * 4 * L * ARB
-        d, inv, inv2, c = base, base + L * ARB, base + 2 * L * ARB, base + 3 * L * ARB
+        base = work + numba.get_thread_id() * (4 * BLOCK + 1) * ARB
+        d, inv, inv2, c = base, base + BLOCK * ARB, base + 2 * BLOCK * ARB, base + 3 * BLOCK * ARB
+        part = base + 4 * BLOCK * ARB
         o = out + i * FIELDS * ARB
         u = o + 7 * ARB
         arb_get_mid_arb(u, centers + i * ARB)  # an exact point: the ball sums below are at exactly this u
-        for k in range(L):
-            s = k * ARB
-            # lambda_k and u carry `fine` bits, so the difference is good to `prec` bits of itself
-            arb_sub(d + s, lam + s, u, prec)
-            arb_inv(inv + s, d + s, prec)
-            arb_mul(inv2 + s, inv + s, inv + s, prec)
-            arb_mul(c + s, a + s, inv + s, low)
-        arb_dot(o, 0, 0, a, 1, inv, 1, L, prec)
+        for f in range(5):
+            arb_zero(o + f * ARB)
+        for k0 in range(0, L, BLOCK):
+            m = min(BLOCK, L - k0)
+            for q in range(m):
+                k, s = k0 + q, q * ARB
+                # lambda_k and u carry `fine` bits, so the difference is good to `prec` bits of itself
+                arb_sub(d + s, lam + k * ARB, u, prec)
+                arb_inv(inv + s, d + s, prec)
+                arb_mul(inv2 + s, inv + s, inv + s, prec)
+                arb_mul(c + s, a + k * ARB, inv + s, low)
+                if k == j:
+                    arb_set(o + 5 * ARB, d + s)
+                elif k == j + 1:
+                    arb_set(o + 6 * ARB, d + s)
+            # running sums: o_f <- o_f + (this block's dot product)
+            ak, bk = a + k0 * ARB, b + k0 * ARB
+            for f, x, y, p in ((0, ak, inv, prec), (1, bk, inv, prec), (2, ak, inv2, prec), (3, bk, inv2, low),
+                               (4, c, inv2, low)):
+                arb_dot(part, o + f * ARB, 0, x, 1, y, 1, m, p)
+                arb_swap(o + f * ARB, part)
         arb_sub_si(o, o, 1, prec)
-        arb_dot(o + ARB, 0, 0, b, 1, inv, 1, L, prec)
-        arb_dot(o + 2 * ARB, 0, 0, a, 1, inv2, 1, L, prec)
-        arb_dot(o + 3 * ARB, 0, 0, b, 1, inv2, 1, L, low)
-        arb_dot(o + 4 * ARB, 0, 0, c, 1, inv2, 1, L, low)
-        arb_set(o + 5 * ARB, d + j * ARB)
-        if j + 1 < L:
-            arb_set(o + 6 * ARB, d + (j + 1) * ARB)
 
 
 @njit(parallel=True, cache=True)
@@ -272,7 +284,7 @@ def root_sums(lam, a, b, index, centers, prec, fine, low):
     lambda, at `fine` bits, so that lambda_k - u_j is good to `prec` bits of itself next to a pole)."""
     L = len(lam)
     vl, va, vb, vu = Vector.of(lam, fine), Vector.of(a, prec), Vector.of(b, prec), Vector.of(centers, fine)
-    out, work = Vector(FIELDS * len(index)), Vector(4 * L * numba.config.NUMBA_NUM_THREADS)
+    out, work = Vector(FIELDS * len(index)), Vector((4 * BLOCK + 1) * numba.config.NUMBA_NUM_THREADS)
     try:
         _root_sums(vl.addr, va.addr, vb.addr, np.asarray(index, np.int64), vu.addr, out.addr, work.addr, L, prec, low)
         flat = out.balls(fine)
