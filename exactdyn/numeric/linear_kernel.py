@@ -4,8 +4,9 @@ Two stages.  The roots of the secular function g(u) = sum_k a_k / (lambda_k - u)
 located in plain floating point (no claim is made about them): a safeguarded Newton iteration in
 float64 on the offset mu = lambda_j - u from the pole above, then one Newton step with g evaluated
 in double-double.  Then every number that is printed comes from FLINT's ball functions (arb_sub,
-arb_inv, arb_mul, arb_dot, arb_exp) called from numba-compiled loops through ctypes: at the
-approximate root u_j (an exact binary point) one pass over k gives balls for
+arb_inv, arb_mul, arb_dot, arb_exp) called by symbol from numba-compiled loops (cached on disk): at
+the approximate root u_j (an exact binary point) one pass over k, in blocks of BLOCK terms with
+running dot products, gives balls for
 
     g(u_j), T(u_j) = sum_k b_k / (lambda_k - u_j), S2(u_j) = sum_k a_k / (lambda_k - u_j)^2,
     T1(u_j) = sum_k b_k / (lambda_k - u_j)^2,    S3(u_j) = sum_k a_k / (lambda_k - u_j)^3,
@@ -23,7 +24,6 @@ an initialised zero ball), checked once when the library is loaded.
 import ctypes
 import ctypes.util
 import glob
-import math
 import os
 
 import flint
@@ -33,8 +33,10 @@ import numpy as np
 from numba import njit, prange
 from numba.core import types
 
+from ..errors import ExactdynError
+
 ARB = 48  # bytes per arb_struct: arf (exponent, size, two limbs) + mag (exponent, limb)
-_P, _S, _D = ctypes.c_size_t, ctypes.c_long, ctypes.c_double
+_P, _S = ctypes.c_size_t, ctypes.c_long
 
 
 def _load():
@@ -102,7 +104,7 @@ class Vector:
         for i, x in enumerate(balls):
             text = x.str(digits, radius=True)
             if arb_set_str(v.addr + ARB * i, text.encode(), prec):
-                raise ValueError(f"FLINT could not read {text!r}")
+                raise ExactdynError(f"FLINT could not read the ball {text!r}")
         return v
 
     def balls(self, prec):
