@@ -406,7 +406,7 @@ def _kernel_available(compiled):
 
 # Measured (bench/bench_linear.py, 2 cores): seconds per root-term pair at 128 bits for the compiled
 # sums (float stage included) and per ball operation from Python; the cost grows like bits^1.6.
-_COMPILED_PAIR = 4e-7
+_COMPILED_PAIR = 2.5e-7
 _PYTHON_OP = 2e-6
 
 
