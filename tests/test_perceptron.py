@@ -172,6 +172,8 @@ def _cli(argv):
     ["perceptron", "check", "x.json", "--threshold", "nan"],
     ["perceptron", "check", "x.json", "--rtol", "0"],
     ["perceptron", "simulate", "--eta", "1", "--L", "1", "--alpha", "10", "--N", "100000", "--seeds", "100"],
+    ["perceptron", "simulate", "--rule", "adatron", "--eta", "1e6", "--L", "2", "--alpha", "1", "--N", "100",
+     "--seeds", "2"],
 ])
 def test_cli_bad_input(argv, capsys):
     code, _ = _cli(argv)
@@ -245,3 +247,23 @@ def test_groups_of_one_eigenvalue_add_up_to_the_isotropic_model():
     b = solve(one, State(start.r.sum(keepdims=True), start.q.sum(keepdims=True), np.ones(1)), [0.5, 2, 8],
               verify=False)
     assert np.allclose(a.r.sum(1), b.r[:, 0], rtol=1e-7) and np.allclose(a.q.sum(1), b.q[:, 0], rtol=1e-7)
+
+
+def test_solve_at_alpha_zero_only_returns_the_start():
+    model = Perceptron.on("logistic", isotropic(), 1)
+    state = State.expected(model, 0.1)
+    traj = solve(model, state, [0])
+    assert traj.norm[0] == pytest.approx(0.01, rel=1e-15) and traj.eps_g[0] == pytest.approx(0.5, abs=0.2)
+
+
+@pytest.mark.parametrize("p_flip", [-0.1, 1.5, float("nan")])
+def test_flip_probability_outside_0_1_refused(p_flip):
+    for evaluate in (fast_averages, lambda *a: certified_averages(*a, digits=5)):
+        with pytest.raises(ExactdynError, match="p_flip"):
+            evaluate("hebbian", 1.0, 0.5, 1.0, p_flip)
+
+
+def test_simulate_of_a_diverging_rule_refused():
+    model = Perceptron.on("adatron", power_law(2, 1), 10 ** 6)
+    with pytest.raises(ExactdynError, match="diverged"):
+        simulate(model, [1], N=100, seeds=[0, 1], sigma_J=0.1)

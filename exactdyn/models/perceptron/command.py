@@ -76,8 +76,8 @@ def _check(args, out):
         raise ExactdynError(f"{args.file} is larger than {MAX_FILE} bytes")
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise ExactdynError(f"{args.file} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ExactdynError(f"{args.file} is not JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict) or data.get("model") != "perceptron":
         raise ExactdynError(f"{args.file} is not the output of `exactdyn perceptron simulate`")
     try:

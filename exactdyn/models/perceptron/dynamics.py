@@ -148,7 +148,7 @@ def jacobian(model, r, q, t, *, eta2=True, panel=0.5, averages_fn=None):
     jac[idx, idx] = eta * lam * (T * E[0] - R * E[1]) / D
     jac[L + idx, L + idx] = 2 * eta * lam * (T * E[0] - R * E[1]) / D
     jac[L + idx, idx] = 2 * eta * lam * (Q * E[1] - R * E[0]) / D
-    hq, hr = 1e-7 * Q, 1e-7 * math.sqrt(Q * T)
+    hq, hr = 1e-7 * Q, -math.copysign(1e-7 * math.sqrt(Q * T), R)  # step away from R^2 = QT (parallel)
     for h, column, (Qh, Rh) in ((hq, L, (Q + hq, R)), (hr, 0, (Q, R + hr))):
         moved = np.concatenate(_step(model, r, q, t, Qh, Rh, T, avg(model, Qh, Rh, T, panel=panel), eta2))
         jac[:, column:column + L] += np.outer((moved - base) / h, lam)
@@ -199,6 +199,8 @@ def _integrate(model, state, alpha, rtol, panel, **kw):
 
     y0 = np.concatenate([state.r, state.q])
     taus = np.log1p(alpha)
+    if taus[-1] == 0:  # every requested time is alpha = 0: nothing to integrate
+        return np.repeat(state.r[None], len(alpha), 0), np.repeat(state.q[None], len(alpha), 0)
     sol = solve_ivp(f, (0.0, taus[-1]), y0, method="LSODA", t_eval=taus, rtol=rtol, jac=jac,
                     atol=1e-14 * max(1.0, y0.max()))
     if not sol.success or sol.y.shape[1] != len(alpha):
@@ -220,7 +222,7 @@ def solve(model, state, alpha, *, rtol=1e-9, verify=True, **kw):
     lam = np.asarray(model.eigenvalues)
     Q, R, T = global_overlaps(lam, r, q, state.t)
     eps, norm = eps_g(Q, R, T), q.sum(1)
-    digits = np.full(len(alpha), 15)
+    digits = np.zeros(len(alpha), int)  # nothing vouched for without the second run
     if verify:
         r2, q2 = _integrate(model, state, alpha, rtol / 100, 0.25, **kw)
         Q2, R2, T2 = global_overlaps(lam, r2, q2, state.t)

@@ -23,7 +23,7 @@ import sympy as sp
 from scipy.special import ndtr
 
 from ...errors import ExactdynError, PrecisionError
-from ...numbers import bits_for_digits, working_precision
+from ...numbers import bits_for_digits, to_fmpq, to_fraction, working_precision
 from .rules import rule, x as _x
 
 MAX_DIGITS = 60
@@ -69,10 +69,18 @@ def _grid(Q, R, T, panel, order):
     return a * np.sinh(t), wt * a * np.cosh(t)
 
 
+def _check_flip(p_flip):
+    """The flip probability as a float in [0, 1]: the tail bounds assume label weights that sum to 1."""
+    value = float(to_fraction(p_flip, "p_flip"))
+    if not 0 <= value <= 1:
+        raise ExactdynError(f"p_flip must lie in [0, 1], got {p_flip}")
+    return value
+
+
 def fast_averages(name, Q, R, T, p_flip=0.0, *, panel=0.5, order=8):
     """(E1, E2, E3) in float64; `panel` and `order` set the rule (halve panel to check it)."""
     Q, R, T = check_state(Q, R, T)
-    p_flip = float(p_flip)
+    p_flip = _check_flip(p_flip)
     xs, ws = _grid(Q, R, T, panel, order)
     xx, ww = np.concatenate([-xs, xs]), np.concatenate([ws, ws])
     v = T - R * R / Q
@@ -121,11 +129,13 @@ def certified_averages(name, Q, R, T, p_flip=0, *, digits=20):
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= MAX_DIGITS:
         raise ExactdynError(f"digits must be a whole number from 1 to {MAX_DIGITS}, got {digits!r}")
     check_state(Q, R, T)
+    _check_flip(p_flip)
     prec = bits_for_digits(digits) + 20
     z = max(3.0, math.sqrt(2 * (digits + 10) * math.log(10) + 4 * math.log(1 + Q)))
     tails = _tail_bound(float(Q), float(R), float(T), z)
     with working_precision(prec):
-        Qb, Rb, Tb, pb = (flint.arb(v) if not isinstance(v, flint.arb) else v for v in (Q, R, T, p_flip))
+        Qb, Rb, Tb, pb = (v if isinstance(v, flint.arb) else flint.arb(to_fmpq(v, "an overlap"))
+                          for v in (Q, R, T, p_flip))
         v = Tb - Rb * Rb / Qb
         sv = v.sqrt()
         X = flint.arb(z) * Qb.sqrt()

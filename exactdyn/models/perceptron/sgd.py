@@ -104,7 +104,7 @@ def simulate(model, alpha, *, N, seeds, sigma_J=1.0):
                 flips = data.random(chunk) < p_flip
                 _run(J, B, xis, flips, code, step_size, inv)
                 done += chunk
-            if not np.all(np.isfinite(J)):
+            if not np.all(np.isfinite(J)) or np.abs(J).max() > 1e100:  # J.J would overflow
                 raise ExactdynError("the SGD run diverged (eta too large?)")
             r_seed.append((J * B) @ onehot / N)
             q_seed.append((J * J) @ onehot / N)
