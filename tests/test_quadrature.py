@@ -238,3 +238,19 @@ def test_ode_matches_sgd_k2_m1():
     """K = 2, M = 1 at eta = 1 (three-slot expectations in the eta^2 term): within 4 standard errors
     (largest |z| 2.4; without the eta^2 term, shown once by hand, 72)."""
     assert _sgd_gate("tanh", 2, 1).max() < 4
+
+
+def test_simulated_eps_g_of_tanh_against_monte_carlo_of_its_overlaps():
+    """`simulate`'s eps_g for tanh goes through the quadrature's eps_g: checked at the drawn state by
+    sampling the two fields with the simulated overlaps (K = M = 1)."""
+    from exactdyn.simulate.sgd import eps_g_of, simulate
+    from exactdyn.symbolic.hierarchy import Structure
+
+    structure = Structure.named("tanh", 1, 1, 1)
+    sim = simulate(structure, [1.0], [1.0], 0.5, [0.5], N=200, seeds=[3], sigma_J=0.8)
+    q, r, t = sim.q[0, 0, 0, 0, 0], sim.r[0, 0, 0, 0, 0], sim.t[0, 0, 0, 0]
+    fields = np.random.default_rng(1).multivariate_normal([0, 0], [[q, r], [r, t]], size=400_000)
+    sample = (np.tanh(fields[:, 0]) - np.tanh(fields[:, 1])) ** 2 / 2
+    got = eps_g_of(sim, structure, 0.5)[0, 0]
+    assert abs(got - sample.mean()) < 4 * sample.std() / np.sqrt(len(sample))
+    assert abs(1.1 * got - sample.mean()) > 4 * sample.std() / np.sqrt(len(sample))  # a 10% slip is seen

@@ -13,6 +13,7 @@ import numpy as np
 from ..symbolic.conventions import output_weight
 from ..errors import ExactdynError
 from ..symbolic.expectations import Erf, Polynomial
+from ..symbolic.quadrature_activations import QuadratureActivation
 
 MAX_STEPS = 50_000_000
 MAX_SEEDS = 100_000
@@ -134,7 +135,13 @@ def eps_g_of(simulation, structure, eta):
     A, S = len(simulation.alpha), len(simulation.seeds)
     rows = [assign(system, overlap_table(lam, frac, simulation.r[a, s], simulation.q[a, s], simulation.t[s], eta))
             for a in range(A) for s in range(S)]
-    values = engine.eps_g_float(engine.compile_system(system), [y for y, _ in rows], [p for _, p in rows])
+    states, params = [y for y, _ in rows], [p for _, p in rows]
+    if isinstance(structure.activation, QuadratureActivation):  # tanh, sigmoid: eps_g by quadrature
+        from ..numeric.quadrature import eps_g_float
+
+        values = eps_g_float(system, states, params)
+    else:
+        values = engine.eps_g_float(engine.compile_system(system), states, params)
     return np.asarray(values).reshape(A, S)
 
 
