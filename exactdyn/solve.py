@@ -87,7 +87,7 @@ def solve(problem, initial=None, alpha=(0, 1), *, digits=None, method="auto", ba
         if overlaps:
             raise ExactdynError("the certified linear solver gives eps_g only: ask method 'float64' or 'taylor' "
                                 "for the overlaps")
-        return _solve_linear(problem, initial, alphas, digits, route, trainable)
+        return _solve_linear(problem, initial, alphas, digits, route, trainable, max_seconds)
     if alphas[-1] > MAX_ENGINE_ALPHA:
         raise ExactdynError(f"alpha must be at most {MAX_ENGINE_ALPHA:.0e} for this network: the engine integrates "
                             "step by step (minutes already at 1e6)")
@@ -121,12 +121,12 @@ def _named(system, states):
     return tuple(dict(zip(names, s)) for s in states)
 
 
-def _solve_linear(problem, initial, alphas, digits, route, trainable):
+def _solve_linear(problem, initial, alphas, digits, route, trainable, max_seconds):
     from .numeric.linear import solve_linear
 
     asked = digits or FLOAT_DIGITS
     sol = solve_linear(problem.spectrum, problem.eta, alphas, initial=initial.error_overlaps(), digits=asked,
-                       route=route, trainable=trainable)
+                       route=route, trainable=trainable, max_seconds=max_seconds)
     status = Status.OK if sol.status == "ok" else Status.UNSTABLE
     message = "" if status is Status.OK else "eta is past the stability limit: the error grows"
     counts = tuple(asked if ball_digits(b) is None else min(asked, ball_digits(b)) for b in sol.eps_g)

@@ -131,3 +131,10 @@ def test_numpy_alpha_grids_are_read_as_their_decimals():
     problem = Problem("erf", 1, 1, power_law(1, 1), "0.5")
     sol = solve(problem, InitialState.expected(problem, "0.5"), np.linspace(0, 1, 3))
     assert sol.alpha == (0, Fraction(1, 2), 1)
+
+
+def test_linear_solve_refuses_up_front_past_max_seconds():
+    """solve passes max_seconds to the certified linear solver, which estimates its cost before any work."""
+    problem = Problem("linear", 1, 1, power_law(20000, 1), Fraction(1, 10))
+    with pytest.raises(ExactdynError, match="would take about"):
+        solve(problem, alpha=[1, 10], digits=30, max_seconds=1)
