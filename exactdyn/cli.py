@@ -139,7 +139,8 @@ def cmd_simulate(args, out):
     problem = Problem.named(args.activation, args.K, args.M, _spectrum_from_args(args, 17), args.eta,
                             args.output_weights)
     curve = simulate_curve(problem, args.alpha, N=args.N, seeds=range(args.seed, args.seed + args.seeds),
-                           sigma_J=args.sigma_J, init_seed=args.init_seed, progress=sys.stderr.isatty())
+                           sigma_J=args.sigma_J, init_seed=args.init_seed, progress=sys.stderr.isatty(),
+                           method=args.method)
     write_simulation(out, curve, problem, args.format, {"sigma_J": str(args.sigma_J), "init_seed": args.init_seed},
                      overlaps=args.overlaps)
     if args.plot:

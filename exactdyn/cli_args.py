@@ -163,6 +163,8 @@ def _data_parsers(sub, run):
         "--format", N=dict(required=True, help="input dimension"), seed=dict(help="first seed"),
         format=dict(choices=["json", "csv"], default="json"))
     si.add_argument("--init-seed", type=seed, help="all seeds start from this one draw (only the data differ)")
+    si.add_argument("--method", choices=("auto", "full", "chain"), default="auto",
+                    help="auto: the exact per-group overlap chain from N = 4096 (full: N-dimensional SGD)")
     si.set_defaults(run=run["simulate"])
     ch = sub.add_parser("check", help="compare a trajectory from another code with exactdyn's prediction",
                         epilog=EPILOG)

@@ -66,6 +66,7 @@ BAD = {
     "simulate negative alpha": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "-1", "--N", "64"],
     "simulate unknown activation": ["simulate", "--activation", "swish", "--L", "4", "--eta", "0.5",
                                     "--alpha", "1", "--N", "64"],
+    "simulate unknown method": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "1", "--N", "64", "--method", "fast"],
     "simulate unknown format": ["simulate", "--L", "4", "--eta", "0.5", "--alpha", "1", "--N", "64",
                                 "--format", "text"],
     "demo too few seeds": ["demo", "--seeds", "1"],
