@@ -308,12 +308,13 @@ def _relu_closed_form(factors):
     return _relu_moment(factors, _field_covariance(len(factors)))
 
 
-def _upper(C):
+def upper_entries(C):
+    """The upper triangle of a symmetric matrix, row by row (how unevaluated expectations carry C)."""
     n = C.shape[0]
     return sp.Tuple(*[C[a, b] for a in range(n) for b in range(a, n)])
 
 
-def _symmetric(entries, n):
+def symmetric_from_upper(entries, n):
     """The symmetric n x n matrix of an upper triangle given row by row."""
     it = iter(entries)
     C = sp.zeros(n, n)
@@ -339,7 +340,7 @@ class ReluGaussian(sp.Function):
     @classmethod
     def eval(cls, derivs, cov):
         n = len(derivs)
-        C = _symmetric(cov, n)
+        C = symmetric_from_upper(cov, n)
         if C == slot_covariance(n):
             return None
         fields = []   # lists of slots that are one field
@@ -412,7 +413,7 @@ class Relu(Activation):
     def _derive_expectation(self, derivs):
         if any(d > 2 for d in derivs):
             raise ExactdynError("ReLU expectations take g, g' and g'' only (g''' = delta' is not supported)")
-        return ReluGaussian(sp.Tuple(*derivs), _upper(slot_covariance(len(derivs))))
+        return ReluGaussian(sp.Tuple(*derivs), upper_entries(slot_covariance(len(derivs))))
 
     def legend(self):
         # simplify (seconds, for display only) cancels the three-field forms' partial-correlation arcsines

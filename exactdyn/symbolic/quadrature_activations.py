@@ -16,24 +16,9 @@ from itertools import combinations
 import numpy as np
 import sympy as sp
 
-from .expectations import Activation, register_activation, slot_covariance
+from .expectations import Activation, register_activation, slot_covariance, symmetric_from_upper, upper_entries
 
 _PRIMES = {0: "", 1: "'", 2: "''", 3: "'''"}
-
-
-def _upper(C):
-    n = C.shape[0]
-    return sp.Tuple(*[C[a, b] for a in range(n) for b in range(a, n)])
-
-
-def _matrix(cov, n):
-    """The symmetric n x n matrix of an upper triangle given row by row."""
-    entries = iter(cov)
-    C = sp.zeros(n, n)
-    for a in range(n):
-        for b in range(a, n):
-            C[a, b] = C[b, a] = next(entries)
-    return C
 
 
 def _slot_count(m):
@@ -56,12 +41,12 @@ class TanhGaussian(sp.Function):
         slots = [sorted(int(d) for d in o) for o in orders]
         if sum(d + 1 for o in slots for d in o) % 2:
             return sp.Integer(0)
-        C = _matrix(cov, n)
+        C = symmetric_from_upper(cov, n)
         for a, b in combinations(range(n), 2):
             if C[a, a] == C[b, b] == C[a, b] and all(C[a, c] == C[b, c] for c in range(n)):
                 keep = [c for c in range(n) if c != b]
                 merged = [slots[c] if c != a else sorted(slots[a] + slots[b]) for c in keep]
-                return cls(sp.Tuple(*[sp.Tuple(*o) for o in merged]), _upper(C.extract(keep, keep)))
+                return cls(sp.Tuple(*[sp.Tuple(*o) for o in merged]), upper_entries(C.extract(keep, keep)))
         canonical = sp.Tuple(*[sp.Tuple(*o) for o in slots])
         if canonical != orders:
             return cls(canonical, cov)
@@ -72,7 +57,7 @@ class TanhGaussian(sp.Function):
         return tuple(tuple(int(d) for d in o) for o in self.args[0])
 
     def covariance(self):
-        return _matrix(self.args[1], len(self.args[0]))
+        return symmetric_from_upper(self.args[1], len(self.args[0]))
 
     def _latex(self, printer):
         factors = []
@@ -112,7 +97,7 @@ class Tanh(QuadratureActivation):
 
     def _derive_expectation(self, derivs):
         n = len(derivs)
-        return TanhGaussian(sp.Tuple(*[sp.Tuple(d) for d in derivs]), _upper(slot_covariance(n)))
+        return TanhGaussian(sp.Tuple(*[sp.Tuple(d) for d in derivs]), upper_entries(slot_covariance(n)))
 
 
 @dataclass(frozen=True)
@@ -149,7 +134,7 @@ class Sigmoid(QuadratureActivation):
                     total += coef
                     continue
                 orders = sp.Tuple(*[sp.Tuple(derivs[a]) for a in chosen])
-                total += coef * TanhGaussian(orders, _upper(C.extract(list(chosen), list(chosen))))
+                total += coef * TanhGaussian(orders, upper_entries(C.extract(list(chosen), list(chosen))))
         return total
 
 
