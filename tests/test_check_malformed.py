@@ -82,7 +82,7 @@ JSON_CASES = {
     "metadata and config": (mutated(("config",), {"activation": "linear"}), "'metadata' or 'config', not both"),
     "metadata unknown key": (mutated(("metadata", "learning_rate"), 0.5), "unknown metadata key(s) learning_rate"),
     "activation missing": (mutated(("metadata", "activation"), DELETE), "activation is not given"),
-    "activation unknown": (mutated(("metadata", "activation"), "relu"), "unknown activation 'relu'"),
+    "activation unknown": (mutated(("metadata", "activation"), "swish"), "unknown activation 'swish'"),
     "eta missing": (mutated(("metadata", "eta"), DELETE), "learning rate is not given"),
     "eta negative": (mutated(("metadata", "eta"), -0.5), "must be positive"),
     "eta expression": (mutated(("metadata", "eta"), "1/2+x"), "must be a number"),
