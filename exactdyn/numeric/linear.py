@@ -417,7 +417,7 @@ def estimate_seconds(route, L, bits, n_alpha):
         return (_COMPILED_PAIR * L * L + 1.5e-6 * L * n_alpha) * scale
     if route == "mode":
         return _PYTHON_OP * (12 * L * L + 4 * L * n_alpha) * scale
-    return _PYTHON_OP * L * (L * bits / 64 + 4 * n_alpha) * scale
+    return _PYTHON_OP * L * (L * bits / 64 + 4 * n_alpha)  # C-level polynomial work, already linear in bits
 
 
 def _refuse_costly(route, L, bits, n_alpha, max_seconds):
